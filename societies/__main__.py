@@ -1,0 +1,3 @@
+from societies.cli.main import main
+
+main()

@@ -1,0 +1,123 @@
+"""The built-in simulated model: a deterministic society member that needs no key.
+
+It plays the part the study's agents play: it knows the case's ground truth (handed over by the
+scheduler), answers correctly with a per-task probability, conforms to the other agents'
+majority in a debate with a probability that depends on its trait, and on reflection mostly
+keeps its answer and sometimes corrects it. Every draw comes from a random generator seeded by
+the call's position in the experiment, so results do not depend on the order calls complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import Counter
+from random import Random
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from societies.backends.base import (
+    CallContext,
+    ContextExceededError,
+    GenerateRequest,
+    GenerateResult,
+    ModelBackend,
+    Usage,
+    estimate_prompt_tokens,
+    estimate_tokens,
+    register_backend,
+)
+
+DEFAULT_ACCURACY = {"mmlu": 0.6, "math": 0.45, "chess": 0.4}
+
+
+class SimOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accuracy: float | dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_ACCURACY),
+        description="P(correct first answer), one value or per task name.",
+    )
+    default_accuracy: float = Field(0.55, ge=0, le=1)
+    conformity: dict[str, float] = Field(
+        default_factory=lambda: {"easy-going": 0.8, "overconfident": 0.25},
+        description="Per trait: P(adopting the other agents' majority answer in a debate).",
+    )
+    default_conformity: float = Field(0.5, ge=0, le=1)
+    reflection_keep: float = Field(0.9, ge=0, le=1, description="P(keeping a correct answer).")
+    reflection_fix: float = Field(0.3, ge=0, le=1, description="P(correcting a wrong answer).")
+    unparsed_rate: float = Field(0.03, ge=0, le=1, description="P(a reply with no answer).")
+    context_window: int = Field(16385, ge=1, description="Prompt tokens above this overflow.")
+    latency_ms: float = Field(0.0, ge=0, description="Simulated latency of every call.")
+    seed: int = 0
+
+
+@register_backend
+class SimBackend(ModelBackend):
+    name = "sim"
+    Options = SimOptions
+
+    async def generate(self, request: GenerateRequest) -> GenerateResult:
+        opts: SimOptions = self.options
+        if opts.latency_ms:
+            await asyncio.sleep(opts.latency_ms / 1000)
+        prompt_tokens = estimate_prompt_tokens(request.messages)
+        if prompt_tokens > opts.context_window:
+            raise ContextExceededError(
+                f"{prompt_tokens} prompt tokens exceed the context window of {opts.context_window}"
+            )
+        ctx = request.context
+        if ctx is None:
+            raise ValueError("the sim backend needs the scheduler's call context")
+        text = "ok" if ctx.step == "persona" else self._answer(request, ctx)
+        return GenerateResult(
+            text=text,
+            usage=Usage(prompt_tokens, estimate_tokens(text)),
+            model=f"sim:{self.spec.name}",
+        )
+
+    def _rng(self, ctx: CallContext) -> Random:
+        digest = hashlib.blake2b(
+            f"{self.options.seed}|{ctx.seed}|{ctx.key}".encode(), digest_size=8
+        ).digest()
+        return Random(int.from_bytes(digest, "big"))
+
+    def _answer(self, request: GenerateRequest, ctx: CallContext) -> str:
+        opts: SimOptions = self.options
+        rng = self._rng(ctx)
+        task, case = ctx.task, ctx.case
+        if rng.random() < opts.unparsed_rate:
+            return task.sim_reply(case, None, rng)
+        previous = _last_answer(request, ctx)
+        if ctx.round == 0 or previous is None:
+            answer = task.sim_answer(case, rng.random() < self._accuracy(task.name), rng)
+        else:
+            answer = previous
+            peers = [a for a in (task.parse(r) for r in ctx.peer_replies) if a is not None]
+            trait = ctx.agent.trait.name
+            conform = opts.conformity.get(trait, opts.default_conformity)
+            if peers and rng.random() < conform:
+                counts = Counter(peers).most_common()
+                top = [a for a, n in counts if n == counts[0][1]]
+                answer = rng.choice(sorted(top))
+            else:
+                correct = task.score(previous, case)
+                if correct and rng.random() >= opts.reflection_keep:
+                    answer = task.sim_answer(case, False, rng)
+                elif not correct and rng.random() < opts.reflection_fix:
+                    answer = task.sim_answer(case, True, rng)
+        return task.sim_reply(case, answer, rng)
+
+    def _accuracy(self, task_name: str) -> float:
+        acc = self.options.accuracy
+        if isinstance(acc, float | int):
+            return float(acc)
+        return float(acc.get(task_name, self.options.default_accuracy))
+
+
+def _last_answer(request: GenerateRequest, ctx: CallContext) -> str | None:
+    """The agent's own latest answer, read from its conversation."""
+    for message in reversed(request.messages):
+        if message["role"] == "assistant":
+            return ctx.task.parse(message["content"])
+    return None

@@ -1,0 +1,372 @@
+"""From an experiment file to a validated plan the scheduler can run.
+
+Loading happens in three passes, each reporting the first problem as one line with file, line
+and field path: YAML (syntax), pydantic (shape and types), and resolution (names that must
+exist: traits, patterns, tasks, backends, data files, templates).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from societies.backends.base import get_backend_class
+from societies.config.models import Experiment, ModelOverride, ModelSpec, SocietySpec
+from societies.config.yaml_lines import PathKey, format_path, line_for, load_yaml_with_lines
+from societies.errors import ConfigError, DataError
+from societies.society.agents import Agent, Society, default_society_name, merge_model
+from societies.society.patterns import BUILTIN_PATTERNS, Pattern
+from societies.society.prompts import PromptSet
+from societies.society.strategy import (
+    Strategy,
+    StrategyError,
+    all_combinations,
+    make_strategy,
+    parse_strategy_string,
+    plan_from_names,
+)
+from societies.society.traits import BUILTIN_TRAITS, Trait
+from societies.tasks.base import Case, Task, get_task_class
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line settings that take precedence over the file."""
+
+    out: Path | None = None
+    concurrency: int | None = None
+    limit: int | None = None
+    model: str | None = None  # "BACKEND:MODEL"
+    model_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A resolved experiment: everything the scheduler needs, checked before any call."""
+
+    experiment: Experiment
+    source: Path
+    output: Path
+    task: Task
+    cases: list[Case]
+    societies: list[Society]
+    #: Strategies per society name (per-agent strategies depend on the society's size).
+    strategies: dict[str, list[Strategy]]
+    patterns: dict[str, Pattern]
+    prompts: PromptSet
+    rounds: int
+    concurrency: int
+
+
+class _Locator:
+    def __init__(self, file: Path, lines: dict[PathKey, int]) -> None:
+        self.file = str(file)
+        self.lines = lines
+
+    def error(self, path: PathKey, message: str) -> ConfigError:
+        return ConfigError(
+            message, file=self.file, line=line_for(self.lines, path), path=format_path(path)
+        )
+
+
+def load_plan(file: Path, overrides: Overrides | None = None) -> Plan:
+    overrides = overrides or Overrides()
+    data, lines = load_yaml_with_lines(file)
+    loc = _Locator(file, lines)
+    if not isinstance(data, dict):
+        raise loc.error((), "the experiment must be a mapping of settings")
+    try:
+        experiment = Experiment.model_validate(data)
+    except ValidationError as exc:
+        raise _pydantic_error(exc, data, loc) from None
+    experiment = _apply_overrides(experiment, overrides, loc)
+    return _resolve(experiment, file, loc, overrides)
+
+
+def _apply_overrides(experiment: Experiment, ov: Overrides, loc: _Locator) -> Experiment:
+    update: dict[str, Any] = {}
+    if ov.concurrency is not None:
+        update["concurrency"] = ov.concurrency
+    if ov.model is not None or ov.model_options:
+        model = experiment.model
+        if ov.model is not None:
+            backend, sep, name = ov.model.partition(":")
+            if not sep or not backend or not name:
+                raise ConfigError(f"--model: expected BACKEND:MODEL, got '{ov.model}'")
+            # The override replaces every agent's backend and model; options for the old
+            # backend would not fit the new one, so they are dropped too.
+            model = ModelSpec(backend=backend, name=name, params=dict(model.params))
+            update["societies"] = [_strip_models(s) for s in experiment.societies]
+        model = model.model_copy(update={"options": {**model.options, **ov.model_options}})
+        update["model"] = model
+    return experiment.model_copy(update=update) if update else experiment
+
+
+def _strip_models(society: SocietySpec) -> SocietySpec:
+    def strip(m: ModelOverride | None) -> ModelOverride | None:
+        return None if m is None else ModelOverride(params=dict(m.params))
+
+    agents = society.agents
+    if isinstance(agents, list):
+        agents = [
+            a if isinstance(a, str) else a.model_copy(update={"model": strip(a.model)})
+            for a in agents
+        ]
+    return society.model_copy(update={"agents": agents, "model": strip(society.model)})
+
+
+def _resolve(experiment: Experiment, file: Path, loc: _Locator, ov: Overrides) -> Plan:
+    base_dir = file.parent
+    traits = dict(BUILTIN_TRAITS)
+    for name, spec in experiment.traits.items():
+        if spec.character is None and spec.persona is None:
+            raise loc.error(("traits", name), "give the trait a character phrase or a persona")
+        traits[name] = Trait(name, spec.character or "", spec.persona)
+    patterns = dict(BUILTIN_PATTERNS)
+    for name, pspec in experiment.patterns.items():
+        clash = [p.name for p in patterns.values() if p.code == pspec.code]
+        if clash:
+            raise loc.error(
+                ("patterns", name, "code"), f"code '{pspec.code}' is already used by {clash[0]}"
+            )
+        patterns[name] = Pattern(name, pspec.code, pspec.sees_peers, pspec.template)
+
+    try:
+        task_cls = get_task_class(experiment.task.name)
+    except KeyError as exc:
+        raise loc.error(("task", "name"), str(exc.args[0])) from None
+    task = task_cls(experiment.task.extraction, experiment.task.options)
+    cases = _load_cases(experiment, task, base_dir, loc, ov.limit)
+
+    _check_backend(experiment.model, ("model",), loc)
+    societies = _resolve_societies(experiment, traits, loc)
+    strategies, rounds = _resolve_strategies(experiment, societies, patterns, loc)
+    used = {p for ss in strategies.values() for s in ss for plan in s.rounds for p in plan}
+    prompts = PromptSet(experiment.prompts, base_dir)
+    try:
+        prompts.check(task, [patterns[p] for p in sorted(used)])
+    except ConfigError as exc:
+        raise loc.error(("prompts",), exc.message) from None
+
+    if ov.out is not None:
+        output = ov.out
+    elif experiment.output is not None:
+        output = Path(os.path.normpath(base_dir / experiment.output))
+    else:
+        output = Path("runs") / experiment.name
+    return Plan(
+        experiment=experiment,
+        source=file,
+        output=output,
+        task=task,
+        cases=cases,
+        societies=societies,
+        strategies=strategies,
+        patterns=patterns,
+        prompts=prompts,
+        rounds=rounds,
+        concurrency=experiment.concurrency,
+    )
+
+
+def _load_cases(
+    experiment: Experiment, task: Task, base_dir: Path, loc: _Locator, limit: int | None
+) -> list[Case]:
+    data_path = base_dir / experiment.task.data
+    if not data_path.is_file():
+        raise loc.error(("task", "data"), f"data file not found: {data_path}")
+    try:
+        cases = task.load(data_path)
+    except DataError as exc:
+        raise DataError(f"{exc} (task.data in {loc.file})") from None
+    selection = experiment.task.cases
+    if isinstance(selection, int):
+        if selection < 1:
+            raise loc.error(("task", "cases"), "must be at least 1")
+        cases = cases[:selection]
+    elif isinstance(selection, list):
+        by_id = {c.id: c for c in cases}
+        missing = [i for i in selection if i not in by_id]
+        if missing:
+            raise loc.error(("task", "cases"), f"unknown case ids: {', '.join(missing[:5])}")
+        cases = [by_id[i] for i in selection]
+    if limit is not None:
+        cases = cases[:limit]
+    return cases
+
+
+def _check_backend(spec: ModelSpec, path: PathKey, loc: _Locator) -> None:
+    try:
+        cls = get_backend_class(spec.backend)
+    except KeyError as exc:
+        raise loc.error((*path, "backend"), str(exc.args[0])) from None
+    try:
+        cls.Options.model_validate(spec.options)
+    except ValidationError as exc:
+        raise _pydantic_error(exc, spec.options, loc, prefix=(*path, "options")) from None
+
+
+def _resolve_societies(
+    experiment: Experiment, traits: dict[str, Trait], loc: _Locator
+) -> list[Society]:
+    societies: list[Society] = []
+    known = ", ".join(sorted(traits))
+    for s_index, spec in enumerate(experiment.societies):
+        base: PathKey = ("societies", s_index)
+        expansions: list[tuple[str | None, list[Any]]] = []
+        if isinstance(spec.agents, int):
+            if spec.agents < 1:
+                raise loc.error((*base, "agents"), "a society needs at least one agent")
+            ks = spec.easy_going if spec.easy_going is not None else 0
+            for k in ks if isinstance(ks, list) else [ks]:
+                if not 0 <= k <= spec.agents:
+                    raise loc.error(
+                        (*base, "easy_going"), f"must be between 0 and {spec.agents}, got {k}"
+                    )
+                agents = ["easy-going"] * k + ["overconfident"] * (spec.agents - k)
+                name = spec.name if isinstance(ks, int) else None
+                if spec.name is not None and isinstance(ks, list):
+                    name = f"{spec.name}-{k}eg"
+                expansions.append((name, agents))
+        else:
+            if spec.easy_going is not None:
+                raise loc.error(
+                    (*base, "easy_going"), "easy_going goes with a number of agents, not a list"
+                )
+            if not spec.agents:
+                raise loc.error((*base, "agents"), "a society needs at least one agent")
+            expansions.append((spec.name, list(spec.agents)))
+        for name, agent_specs in expansions:
+            agents_out: list[Agent] = []
+            for a_index, a in enumerate(agent_specs):
+                a_path: PathKey = (*base, "agents", a_index)
+                trait_name = a if isinstance(a, str) else a.trait
+                if trait_name not in traits:
+                    where = a_path if isinstance(a, str) else (*a_path, "trait")
+                    if isinstance(spec.agents, int):
+                        where = (*base, "agents")
+                    raise loc.error(where, f"unknown trait '{trait_name}' (known: {known})")
+                override = None if isinstance(a, str) else a.model
+                model = merge_model(experiment.model, spec.model, override)
+                if override is not None or spec.model is not None:
+                    _check_backend(model, (*a_path, "model"), loc)
+                agents_out.append(
+                    Agent(
+                        index=a_index,
+                        name=(None if isinstance(a, str) else a.name) or f"agent{a_index}",
+                        trait=traits[trait_name],
+                        role=None if isinstance(a, str) else a.role,
+                        model=model,
+                    )
+                )
+            society_name = name or default_society_name([ag.trait.name for ag in agents_out])
+            if any(s.name == society_name for s in societies):
+                raise loc.error(
+                    (*base, "name"), f"two societies are named '{society_name}'; name them apart"
+                )
+            societies.append(Society(society_name, tuple(agents_out)))
+    return societies
+
+
+def _resolve_strategies(
+    experiment: Experiment,
+    societies: Sequence[Society],
+    patterns: dict[str, Pattern],
+    loc: _Locator,
+) -> tuple[dict[str, list[Strategy]], int]:
+    specs: list[tuple[PathKey, Any]]
+    if experiment.strategies == "all":
+        if experiment.rounds is None:
+            raise loc.error(("rounds",), "strategies: all needs the number of rounds")
+        specs = [(("strategies",), s) for s in all_combinations(experiment.rounds, patterns)]
+    else:
+        specs = [(("strategies", i), s) for i, s in enumerate(experiment.strategies)]
+        if not specs:
+            raise loc.error(("strategies",), "give at least one strategy")
+    rounds = experiment.rounds
+    out: dict[str, list[Strategy]] = {}
+    for society in societies:
+        resolved: list[Strategy] = []
+        for path, spec in specs:
+            try:
+                if isinstance(spec, str):
+                    plan = parse_strategy_string(spec, patterns, society.size)
+                    strategy = make_strategy(None, plan, patterns)
+                else:
+                    plan = plan_from_names(spec.rounds, patterns, society.size)
+                    strategy = make_strategy(spec.name, plan, patterns)
+            except StrategyError as exc:
+                raise loc.error(path, f"{exc} (society {society.name})") from None
+            if rounds is None:
+                rounds = len(strategy.rounds)
+            if len(strategy.rounds) != rounds:
+                raise loc.error(
+                    path,
+                    f"strategy '{strategy.code}' has {len(strategy.rounds)} rounds, "
+                    f"expected {rounds}",
+                )
+            if any(s.name == strategy.name for s in resolved):
+                raise loc.error(path, f"strategy '{strategy.name}' is listed twice")
+            resolved.append(strategy)
+        out[society.name] = resolved
+    return out, rounds or 0
+
+
+def _pydantic_error(
+    exc: ValidationError, data: Any, loc: _Locator, prefix: PathKey = ()
+) -> ConfigError:
+    """The most specific of pydantic's errors, with union-branch tags removed from its path."""
+    best: tuple[int, PathKey, str] | None = None
+    for err in exc.errors():
+        path = _real_path(data, err["loc"])
+        message = _message(err, data, path)
+        depth = len(path)
+        if best is None or depth > best[0]:
+            best = (depth, path, message)
+    assert best is not None
+    return loc.error((*prefix, *best[1]), best[2])
+
+
+_FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
+_TYPE_TAGS = {"int", "str", "float", "bool", "list", "dict", "none"}
+
+
+def _indexes(node: Any, part: Any) -> bool:
+    if isinstance(node, dict):
+        return isinstance(part, str) and part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+
+
+def _real_path(data: Any, raw: Sequence[Any]) -> PathKey:
+    """Pydantic locations contain union member names (``'list[...]'``, ``'int'``); keep only
+    the parts that index into the data."""
+    out: list[str | int] = []
+    node = data
+    for part in raw:
+        if _indexes(node, part):
+            out.append(part)
+            node = node[part]
+        elif (
+            isinstance(node, dict)
+            and isinstance(part, str)
+            and _FIELD.match(part)
+            and (part not in _TYPE_TAGS)
+        ):
+            out.append(part)  # a missing field: the path still names it
+            node = None
+    return tuple(out)
+
+
+def _message(err: Any, data: Any, path: PathKey) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"unknown key '{path[-1]}'" if path else "unknown key"
+    if kind == "missing":
+        return "required field is missing"
+    return str(err["msg"])

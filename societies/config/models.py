@@ -1,0 +1,123 @@
+"""The experiment file, as pydantic models.
+
+Models are strict (``extra="forbid"``) so that a typo is an error rather than a silently ignored
+setting, and frozen so that a loaded experiment cannot drift while it runs. The JSON Schema
+printed by ``societies schema`` is generated from these classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(Frozen):
+    """Which model answers, and how it is sampled."""
+
+    backend: str = Field("sim", description="Backend name: sim, openai, replay, transformers, ...")
+    name: str = Field("default", description="Model id as the backend knows it.")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Generation parameters sent with every call (temperature, max_tokens, ...).",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Backend settings (base_url, api_key_env, simulation parameters, ...).",
+    )
+
+
+class ModelOverride(Frozen):
+    """Per-agent model: any field given replaces the experiment's; params and options merge."""
+
+    backend: str | None = None
+    name: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class TraitSpec(Frozen):
+    """A user-defined trait: a character phrase for the built-in persona templates, or a
+    persona template of its own (rendered in a sandbox with role and character)."""
+
+    character: str | None = None
+    persona: str | None = None
+
+
+class PatternSpec(Frozen):
+    """A user-defined thinking pattern, usable in strategies by name or by its one-letter code."""
+
+    code: str = Field(min_length=1, max_length=1)
+    sees_peers: bool = Field(
+        False, description="Whether the turn shows the other agents' latest replies."
+    )
+    template: str | None = Field(
+        None, description="Inline template; otherwise <prompt set>/<task>/<name>.j2."
+    )
+
+
+class AgentSpec(Frozen):
+    trait: str
+    role: str | None = Field(None, description="Expertise; defaults to the task's expert role.")
+    name: str | None = None
+    model: ModelOverride | None = None
+
+
+class SocietySpec(Frozen):
+    """Either an explicit list of agents (or trait names), or the study's shorthand:
+    ``agents: 3`` with ``easy_going: k`` (easy-going agents first, then overconfident).
+    ``easy_going`` may be a list, which expands to one society per value."""
+
+    name: str | None = None
+    agents: list[AgentSpec | str] | int
+    easy_going: int | list[int] | None = None
+    model: ModelOverride | None = Field(None, description="Model for every agent of the society.")
+
+
+class TaskSpec(Frozen):
+    name: str = Field(description="A registered task (mmlu, ...) or 'package.module:Class'.")
+    data: str = Field(description="Data file, relative to the experiment file.")
+    cases: Literal["all"] | int | list[str] = Field(
+        "all", description="'all', the first N, or a list of case ids."
+    )
+    extraction: Literal["robust", "paper"] = "robust"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class StrategySpec(Frozen):
+    """A named strategy: per round a pattern name, or a list with one pattern per agent."""
+
+    name: str | None = None
+    rounds: list[str | list[str]]
+
+
+class Experiment(Frozen):
+    """One experiment: every society x strategy x case x repeat, on one task."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    seed: int = 0
+    repeats: int = Field(1, ge=1)
+    output: str | None = Field(
+        None, description="Run directory, relative to the experiment file; default runs/<name>."
+    )
+    concurrency: int = Field(32, ge=1, description="Model calls in flight at once.")
+    task: TaskSpec
+    prompts: str = Field(
+        "default", description="Prompt set: 'default', 'machinesom', or a directory of templates."
+    )
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec())
+    traits: dict[str, TraitSpec] = Field(default_factory=dict)
+    patterns: dict[str, PatternSpec] = Field(default_factory=dict)
+    societies: list[SocietySpec] = Field(min_length=1)
+    rounds: int | None = Field(None, ge=0, description="Rounds after the first answer.")
+    strategies: Literal["all"] | list[str | StrategySpec] = Field(
+        "all",
+        description="'all' (every debate/reflection combination of `rounds` rounds), or strings "
+        "like '010' (0 = debate, 1 = reflection; '(010)' gives one pattern per agent for a "
+        "round), or named strategies.",
+    )

@@ -1,0 +1,120 @@
+"""One ``societies run``: prepare the run directory's store, run the plan, close cleanly.
+
+A run directory belongs to one experiment. Re-running the same experiment resumes it (only
+calls not yet stored are made); settings that only add work (more cases, more repeats) extend
+it; any change that would alter the requests is refused rather than mixed with old results.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from societies import __version__
+from societies.backends.base import create_backend
+from societies.config.load import Plan
+from societies.errors import StoreError
+from societies.scheduler.runner import BackendFactory, ProgressFn, Runner, RunSummary
+from societies.store.db import RunStore, now
+
+log = logging.getLogger(__name__)
+
+#: Settings that can change between invocations of one run without changing any request.
+_EXTENDABLE = ("description", "concurrency", "output", "repeats")
+
+
+def identity(plan: Plan) -> dict[str, Any]:
+    data = plan.experiment.model_dump(mode="json")
+    for name in _EXTENDABLE:
+        data.pop(name, None)
+    data["task"].pop("cases", None)
+    return data
+
+
+def open_store(plan: Plan) -> RunStore:
+    """Open (or create) the run's store and check it holds this experiment."""
+    store = RunStore.for_run_dir(plan.output)
+    try:
+        _check_or_create(plan, store)
+    except BaseException:
+        store.con.close()
+        raise
+    return store
+
+
+def _check_or_create(plan: Plan, store: RunStore) -> None:
+    ident = identity(plan)
+    row = store.run_row()
+    if row is None:
+        store.create_run(
+            {
+                "name": plan.experiment.name,
+                "created_at": now(),
+                "package_version": __version__,
+                "config_json": plan.experiment.model_dump_json(),
+                "identity_json": json.dumps(ident, sort_keys=True),
+                "task": plan.task.name,
+                "extraction": plan.experiment.task.extraction,
+                "prompts": plan.experiment.prompts,
+                "source": str(plan.source),
+            }
+        )
+    else:
+        old = json.loads(row["identity_json"])
+        if old != ident:
+            changed = sorted(k for k in set(old) | set(ident) if old.get(k) != ident.get(k))
+            raise StoreError(
+                f"{plan.output}: holds a run of a different experiment (changed: "
+                f"{', '.join(changed)}); run into a new directory with --out, or remove it"
+            )
+    stored = store.stored_cases()
+    rows = []
+    for case in plan.cases:
+        fields = json.dumps(case.fields, sort_keys=True, ensure_ascii=False)
+        if case.id in stored and stored[case.id] != fields:
+            raise StoreError(
+                f"{plan.output}: case {case.id} differs from the one stored in this run "
+                "(the data file changed); run into a new directory with --out"
+            )
+        rows.append((case.id, case.index, fields))
+    store.put_cases(rows)
+    store.put_agents(
+        (s.name, a.index, a.name, a.trait.name, a.role, a.model.backend, a.model.name)
+        for s in plan.societies
+        for a in s.agents
+    )
+    store.put_strategy_nodes(
+        (repeat, case.id, society.name, strategy.name, r, code)
+        for repeat in range(plan.experiment.repeats)
+        for case in plan.cases
+        for society in plan.societies
+        for strategy in plan.strategies[society.name]
+        for r, code in enumerate(strategy.node_codes)
+    )
+
+
+async def run_plan(
+    plan: Plan,
+    store: RunStore,
+    *,
+    backend_factory: BackendFactory = create_backend,
+    progress: ProgressFn | None = None,
+    argv: Sequence[str] | None = None,
+    runner_hook: Any = None,
+) -> RunSummary:
+    invocation = store.begin_invocation(__version__, list(argv if argv is not None else sys.argv))
+    runner = Runner(
+        plan, store, backend_factory=backend_factory, progress=progress, invocation=invocation
+    )
+    if runner_hook is not None:
+        runner_hook(runner)
+    status = "failed"
+    try:
+        summary = await runner.run()
+        status = "stopped" if summary.stopped else ("incomplete" if summary.errors else "done")
+        return summary
+    finally:
+        store.end_invocation(invocation, runner.summary.made, runner.summary.reused, status)

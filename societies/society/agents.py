@@ -1,0 +1,54 @@
+"""Agents and societies as the scheduler sees them: resolved, validated, immutable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from societies.config.models import ModelOverride, ModelSpec
+from societies.society.traits import Trait
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    index: int
+    name: str
+    trait: Trait
+    #: The agent's expertise; ``None`` lets the prompt set pick the task's or the case's role.
+    role: str | None
+    model: ModelSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Society:
+    name: str
+    agents: tuple[Agent, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.agents)
+
+
+_TRAIT_ABBREV = {"easy-going": "eg", "overconfident": "oc"}
+
+
+def default_society_name(traits: list[str]) -> str:
+    """``['easy-going', 'overconfident', 'overconfident']`` -> ``1eg-2oc`` (study societies)."""
+    if all(t in _TRAIT_ABBREV for t in traits):
+        counts = [(traits.count(t), a) for t, a in _TRAIT_ABBREV.items()]
+        return "-".join(f"{n}{a}" for n, a in counts if n)
+    return "-".join(traits)
+
+
+def merge_model(base: ModelSpec, *overrides: ModelOverride | None) -> ModelSpec:
+    """Layer overrides on ``base``: scalars replace, params and options merge key by key."""
+    out = base
+    for ov in overrides:
+        if ov is None:
+            continue
+        out = ModelSpec(
+            backend=ov.backend or out.backend,
+            name=ov.name or out.name,
+            params={**out.params, **ov.params},
+            options={**out.options, **ov.options},
+        )
+    return out

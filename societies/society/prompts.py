@@ -1,0 +1,175 @@
+"""Prompt sets: jinja2 templates that turn a case, an agent and its peers into messages.
+
+All templates, built-in or the user's, render in jinja2's sandbox: an experiment file is data
+that may come from anyone, and a template must not reach Python internals through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+import yaml
+from jinja2.sandbox import SandboxedEnvironment
+
+from societies.errors import ConfigError
+from societies.society.agents import Agent
+from societies.society.patterns import Pattern
+from societies.tasks.base import Case, Task
+
+BUILTIN_SETS = ("default", "machinesom")
+
+
+def builtin_prompts_dir() -> Path:
+    """Templates ship inside the wheel as ``societies/_prompts``; a source checkout has them
+    at the top-level ``prompts/``."""
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "_prompts"
+    return installed if installed.is_dir() else package.parent / "prompts"
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    persona: Literal["roleplay", "system"]
+    case_roles: bool
+    extends: str | None
+
+
+def _read_manifest(directory: Path) -> dict[str, Any]:
+    file = directory / "promptset.yaml"
+    if not file.is_file():
+        return {}
+    data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ConfigError("promptset.yaml must be a mapping", file=str(file))
+    return data
+
+
+class PromptSet:
+    """One prompt set. A user's directory may ``extends:`` a built-in set, overriding only the
+    templates it contains."""
+
+    def __init__(self, spec: str, base_dir: Path) -> None:
+        builtin = builtin_prompts_dir()
+        if spec in BUILTIN_SETS:
+            dirs = [builtin / spec]
+        else:
+            user = (base_dir / spec).resolve()
+            if not user.is_dir():
+                raise ConfigError(
+                    f"prompt set '{spec}' is neither built in ({', '.join(BUILTIN_SETS)}) "
+                    "nor a directory",
+                    path="prompts",
+                )
+            dirs = [user]
+            parent = _read_manifest(user).get("extends")
+            if parent is not None:
+                if parent not in BUILTIN_SETS:
+                    raise ConfigError(
+                        f"{user}/promptset.yaml: extends: unknown prompt set '{parent}'",
+                        path="prompts",
+                    )
+                dirs.append(builtin / parent)
+        raw: dict[str, Any] = {}
+        for d in reversed(dirs):
+            raw.update(_read_manifest(d))
+        persona = raw.get("persona", "system")
+        if persona not in ("roleplay", "system"):
+            raise ConfigError(f"promptset persona must be roleplay or system, not {persona!r}")
+        self.name = spec
+        self.manifest = Manifest(persona, bool(raw.get("case_roles", True)), raw.get("extends"))
+        self.env = SandboxedEnvironment(
+            loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+        )
+        self._cache: dict[str, jinja2.Template | None] = {}
+
+    def _template(self, name: str) -> jinja2.Template | None:
+        if name not in self._cache:
+            try:
+                self._cache[name] = self.env.get_template(name)
+            except jinja2.TemplateNotFound:
+                self._cache[name] = None
+        return self._cache[name]
+
+    def _inline(self, source: str) -> jinja2.Template:
+        key = "inline:" + source
+        if key not in self._cache:
+            self._cache[key] = self.env.from_string(source)
+        template = self._cache[key]
+        assert template is not None
+        return template
+
+    def check(self, task: Task, patterns: Sequence[Pattern]) -> None:
+        """Fail at load time, not mid-run, when a template the experiment needs is missing."""
+        needed = [f"{task.name}/question.j2"] + [
+            f"{task.name}/{p.name}.j2" for p in patterns if p.template is None
+        ]
+        try:
+            for name in needed:
+                if self._template(name) is None:
+                    raise ConfigError(
+                        f"prompt set '{self.name}' has no template {name}", path="prompts"
+                    )
+            for pattern in patterns:
+                if pattern.template is not None:
+                    self._inline(pattern.template)
+        except jinja2.TemplateSyntaxError as exc:
+            where = f"{exc.name}:{exc.lineno}" if exc.name else f"line {exc.lineno}"
+            raise ConfigError(f"template {where}: {exc.message}", path="prompts") from None
+
+    def role(self, agent: Agent, task: Task, case: Case) -> str:
+        if agent.role:
+            return agent.role
+        if self.manifest.case_roles:
+            return task.case_role(case) or task.expert_role
+        return task.expert_role
+
+    def persona(self, agent: Agent, task: Task, case: Case) -> str:
+        variables = {
+            "role": self.role(agent, task, case),
+            "character": agent.trait.character,
+            "trait": agent.trait.name,
+            "agent": agent.name,
+        }
+        if agent.trait.persona is not None:
+            return self._render(self._inline(agent.trait.persona), variables)
+        template = self._template(f"persona/{agent.trait.name}.j2") or self._template(
+            "persona/default.j2"
+        )
+        if template is None:
+            raise ConfigError(f"prompt set '{self.name}' has no persona/default.j2")
+        return self._render(template, variables)
+
+    def question(self, task: Task, case: Case, variables: Mapping[str, Any]) -> str:
+        template = self._template(f"{task.name}/question.j2")
+        assert template is not None, "checked at load time"
+        return self._render(template, variables)
+
+    def turn(
+        self,
+        pattern: Pattern,
+        task: Task,
+        variables: Mapping[str, Any],
+        peers: Sequence[str],
+        round_index: int,
+    ) -> str:
+        if pattern.template is not None:
+            template = self._inline(pattern.template)
+        else:
+            found = self._template(f"{task.name}/{pattern.name}.j2")
+            assert found is not None, "checked at load time"
+            template = found
+        return self._render(template, {**variables, "peers": peers, "round": round_index})
+
+    @staticmethod
+    def _render(template: jinja2.Template, variables: Mapping[str, Any]) -> str:
+        try:
+            return template.render(variables)
+        except jinja2.UndefinedError as exc:
+            raise ConfigError(f"template {template.name or '(inline)'}: {exc.message}") from None

@@ -1,0 +1,235 @@
+"""The run store: one SQLite file per run directory, every model call a row.
+
+SQLite in WAL mode gives durable, crash-safe batches and lets readers (``societies report``
+while a run is going) see only committed rows. Rows are buffered and committed in small
+batches: a crash loses at most the last batch, which resume simply makes again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from societies.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "store.sqlite"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+CALL_COLUMNS = (
+    "call_key", "repeat", "case_id", "society", "node", "agent", "round", "step", "pattern",
+    "messages_json", "reply", "answer", "correct", "prompt_tokens", "completion_tokens",
+    "total_tokens", "cached_tokens", "latency_ms", "backend", "model", "params_json",
+    "attempts", "outcome", "error", "request_hash", "request_id", "invocation", "created_at",
+)  # fmt: skip
+_INSERT_CALL = (
+    f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({', '.join('?' * len(CALL_COLUMNS))}) "
+    "ON CONFLICT(call_key) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in CALL_COLUMNS if c != "call_key")
+)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def migrations() -> list[tuple[int, str]]:
+    """Numbered SQL files, applied in order; the number is the schema version they lead to."""
+    folder = resources.files("societies.store") / "migrations"
+    out = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            out.append((int(name[:4]), entry.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+SCHEMA_VERSION = max(n for n, _ in migrations())
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCall:
+    request_hash: str
+    reply: str | None
+    outcome: str
+
+
+def inspect_existing(path: Path) -> None:
+    """Refuse a file that is not a store of ours, without writing a byte to it."""
+    with path.open("rb") as fh:
+        header = fh.read(16)
+    if header != _SQLITE_MAGIC:
+        raise StoreError(f"{path}: not an SQLite database (left untouched)")
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+            check = con.execute("PRAGMA quick_check").fetchone()[0]
+            version = None
+            if "schema_version" in tables:
+                version = con.execute("SELECT version FROM schema_version").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: corrupt SQLite database ({exc}); left untouched") from None
+    if check != "ok":
+        raise StoreError(f"{path}: corrupt SQLite database ({check}); left untouched")
+    if "schema_version" not in tables:
+        if tables:
+            raise StoreError(f"{path}: an SQLite database that is not a societies store")
+        return
+    if version is None or version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: store schema version {version} is newer than this societies "
+            f"({SCHEMA_VERSION}); upgrade the package"
+        )
+
+
+class RunStore:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        exists = path.exists()
+        if exists:
+            inspect_existing(path)
+        elif readonly:
+            raise StoreError(f"{path}: no run store here")
+        if readonly:
+            self.con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.con = sqlite3.connect(path, isolation_level=None)
+            self.con.execute("PRAGMA journal_mode=WAL")
+            self.con.execute("PRAGMA synchronous=NORMAL")
+            self.con.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        self._buffer: list[tuple[Any, ...]] = []
+        self._last_flush = time.monotonic()
+        self.batch_rows = 200
+        self.batch_seconds = 0.25
+
+    @classmethod
+    def for_run_dir(cls, run_dir: Path, *, readonly: bool = False) -> RunStore:
+        return cls(run_dir / STORE_FILE, readonly=readonly)
+
+    def _migrate(self) -> None:
+        con = self.con
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = con.execute("SELECT version FROM schema_version").fetchone()
+            current = row[0] if row else 0
+            if row is None:
+                con.execute("INSERT INTO schema_version VALUES (0)")
+            for number, sql in migrations():
+                if number > current:
+                    log.info("store %s: migrating to schema %d", self.path, number)
+                    for statement in sql.split(";\n"):
+                        if statement.strip():
+                            con.execute(statement)
+                    con.execute("UPDATE schema_version SET version = ?", (number,))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        """One explicit transaction: the connection is in autocommit mode otherwise."""
+        self.con.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def close(self) -> None:
+        self.flush()
+        self.con.close()
+
+    # -- run metadata --------------------------------------------------------------------
+    def run_row(self) -> dict[str, Any] | None:
+        cur = self.con.execute("SELECT * FROM run")
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+    def create_run(self, values: dict[str, Any]) -> None:
+        cols = ", ".join(values)
+        marks = ", ".join("?" * len(values))
+        with self._tx():
+            self.con.execute(
+                f"INSERT INTO run (id, {cols}) VALUES (1, {marks})", (*values.values(),)
+            )
+
+    def begin_invocation(self, version: str, argv: Sequence[str]) -> int:
+        cur = self.con.execute(
+            "INSERT INTO invocations (started_at, package_version, argv_json) VALUES (?, ?, ?)",
+            (now(), version, json.dumps(list(argv))),
+        )
+        return int(cur.lastrowid or 0)
+
+    def end_invocation(self, invocation: int, made: int, reused: int, status: str) -> None:
+        self.flush()
+        self.con.execute(
+            "UPDATE invocations SET finished_at = ?, calls_made = ?, calls_reused = ?, status = ?"
+            " WHERE id = ?",
+            (now(), made, reused, status, invocation),
+        )
+
+    def stored_cases(self) -> dict[str, str]:
+        return dict(self.con.execute("SELECT case_id, fields_json FROM cases"))
+
+    def put_cases(self, rows: Iterable[tuple[str, int, str]]) -> None:
+        with self._tx():
+            self.con.executemany("INSERT OR IGNORE INTO cases VALUES (?, ?, ?)", rows)
+
+    def put_agents(self, rows: Iterable[tuple[str, int, str, str, str | None, str, str]]) -> None:
+        with self._tx():
+            self.con.executemany("INSERT OR REPLACE INTO agents VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def put_strategy_nodes(self, rows: Iterable[tuple[int, str, str, str, int, str]]) -> None:
+        with self._tx():
+            self.con.executemany(
+                "INSERT OR IGNORE INTO strategy_nodes VALUES (?, ?, ?, ?, ?, ?)", rows
+            )
+
+    # -- calls -----------------------------------------------------------------------------
+    def done_calls(self) -> dict[str, StoredCall]:
+        """Every call already stored, by key: resume makes only the others."""
+        return {
+            key: StoredCall(h, reply, outcome)
+            for key, h, reply, outcome in self.con.execute(
+                "SELECT call_key, request_hash, reply, outcome FROM calls"
+            )
+        }
+
+    def add_call(self, row: tuple[Any, ...]) -> None:
+        self._buffer.append(row)
+        if (
+            len(self._buffer) >= self.batch_rows
+            or time.monotonic() - self._last_flush >= self.batch_seconds
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._buffer:
+            return
+        rows, self._buffer = self._buffer, []
+        with self._tx():
+            self.con.executemany(_INSERT_CALL, rows)
+
+    def count_calls(self) -> int:
+        return int(self.con.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
