@@ -25,7 +25,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except SocietiesError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(str(exc), err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted: stored calls are kept; run again to resume", err=True)

@@ -151,6 +151,13 @@ def _resolve(experiment: Experiment, file: Path, loc: _Locator, ov: Overrides) -
     prompts = PromptSet(experiment.prompts, base_dir)
     try:
         prompts.check(task, [patterns[p] for p in sorted(used)])
+        if cases:
+            prompts.trial_render(
+                task,
+                cases[0],
+                [a for s in societies for a in s.agents],
+                [patterns[p] for p in sorted(used)],
+            )
     except ConfigError as exc:
         raise loc.error(("prompts",), exc.message) from None
 

@@ -67,6 +67,11 @@ class RunSummary:
     error_samples: list[str] = field(default_factory=list)
 
 
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
 class _StopRun(Exception):
     """Raised inside a tree to stop starting calls after a permanent error or a budget stop."""
 
@@ -132,6 +137,9 @@ class Runner:
                     for case in self.plan.cases:
                         for society in self.plan.societies:
                             group.create_task(self._run_tree(repeat, case, society))
+        except BaseExceptionGroup as group_error:
+            # One failing tree cancels the others; report the failure, not the group.
+            raise _first_leaf(group_error) from None
         finally:
             flusher.cancel()
             self.store.flush()

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import jinja2
 import yaml
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from societies.errors import ConfigError
@@ -173,3 +174,19 @@ class PromptSet:
             return template.render(variables)
         except jinja2.UndefinedError as exc:
             raise ConfigError(f"template {template.name or '(inline)'}: {exc.message}") from None
+        except SecurityError as exc:
+            raise ConfigError(
+                f"template {template.name or '(inline)'}: unsafe operation refused ({exc})"
+            ) from None
+
+    def trial_render(
+        self, task: Task, case: Case, agents: Sequence[Agent], patterns: Sequence[Pattern]
+    ) -> None:
+        """Render every template once at load time, so a template that cannot render fails
+        before the run directory is touched rather than in the middle of a run."""
+        variables = task.prompt_vars(case)
+        for agent in agents:
+            self.persona(agent, task, case)
+            self.question(task, case, {**variables, "role": self.role(agent, task, case)})
+        for pattern in patterns:
+            self.turn(pattern, task, variables, ("(a peer reply)",), 1)
