@@ -122,3 +122,35 @@ def test_context_overflow_marks_node_and_descendants(tmp_path: Path) -> None:
     assert attempts_zero > 0
     _, again = run(write(tmp_path, exp), tmp_path / "out")
     assert again.made == 0
+
+
+def test_random_reflector_is_seeded_and_keeps_prefix_sharing(tmp_path: Path) -> None:
+    strategies = [
+        {"name": f"alt-{code}", "rounds": ["debate" if c == "0" else "reflection" for c in code],
+         "random_reflector": True}
+        for code in ("000", "001", "010", "011")
+    ]  # fmt: skip
+    exp = experiment(prompts="default", rounds=3, strategies=strategies)
+    exp["societies"] = [{"agents": 3, "easy_going": 1}]
+    exp["task"]["cases"] = 6
+    model = FunctionModel(_replies_by_round)
+    plan, summary = run(write(tmp_path, exp), tmp_path / "out", same_backend(model))
+    # Prefixes of 000, 001, 010, 011: "", 0, 00, 01, 000, 001, 010, 011 -> 8 nodes x 3 agents.
+    assert summary.made == 6 * 3 * 8
+    realized = [plan.strategies_for(plan.societies[0], c, 0) for c in plan.cases]
+    # Every debate round has exactly one reflecting agent, and the draw varies between cases.
+    codes = set()
+    for strategies_of_case in realized:
+        for strategy in strategies_of_case:
+            for r, round_plan in enumerate(strategy.rounds):
+                if strategy.name[4 + r] == "0":
+                    assert sorted(round_plan) == ["debate", "debate", "reflection"]
+            codes.add(strategy.code)
+    assert len(codes) > 4
+    # The debaters see only each other: one peer reply each.
+    for request in model.requests:
+        ctx = request.context
+        if ctx is not None and ctx.pattern == "debate":
+            assert len(ctx.peer_replies) == 1
+    again = [plan.strategies_for(plan.societies[0], c, 0) for c in plan.cases]
+    assert again == realized

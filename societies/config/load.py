@@ -30,6 +30,7 @@ from societies.society.strategy import (
     make_strategy,
     parse_strategy_string,
     plan_from_names,
+    realize,
 )
 from societies.society.traits import BUILTIN_TRAITS, Trait
 from societies.tasks.base import Case, Task, get_task_class
@@ -62,6 +63,14 @@ class Plan:
     prompts: PromptSet
     rounds: int
     concurrency: int
+
+    def strategies_for(self, society: Society, case: Case, repeat: int) -> list[Strategy]:
+        """The strategies as run on one case: random-reflector strategies are drawn here."""
+        strategies = self.strategies[society.name]
+        if not any(s.random_reflector for s in strategies):
+            return strategies
+        seed = f"{self.experiment.seed}|{repeat}|{case.id}|{society.name}"
+        return [realize(s, seed, self.patterns) for s in strategies]
 
 
 class _Locator:
@@ -307,7 +316,9 @@ def _resolve_strategies(
                     strategy = make_strategy(None, plan, patterns)
                 else:
                     plan = plan_from_names(spec.rounds, patterns, society.size)
-                    strategy = make_strategy(spec.name, plan, patterns)
+                    strategy = make_strategy(
+                        spec.name, plan, patterns, random_reflector=spec.random_reflector
+                    )
             except StrategyError as exc:
                 raise loc.error(path, f"{exc} (society {society.name})") from None
             if rounds is None:

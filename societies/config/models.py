@@ -93,6 +93,11 @@ class StrategySpec(Frozen):
 
     name: str | None = None
     rounds: list[str | list[str]]
+    random_reflector: bool = Field(
+        False,
+        description="In each all-debate round one agent, drawn at random per case (seeded), "
+        "reflects while the others debate and see only each other.",
+    )
 
 
 class Experiment(Frozen):

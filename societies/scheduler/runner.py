@@ -95,7 +95,7 @@ class Runner:
         self.progress = progress
         self.invocation = invocation
         self.done: dict[str, StoredCall] = store.done_calls()
-        self.trees = {s.name: build_tree(plan.strategies[s.name]) for s in plan.societies}
+        self._trees: dict[str, Node] = {}
         self.persona_call = plan.prompts.manifest.persona == "roleplay"
         self.semaphore = asyncio.Semaphore(plan.concurrency)
         self.backends: dict[str, ModelBackend] = {}
@@ -116,11 +116,21 @@ class Runner:
         self._vars: dict[str, dict[str, Any]] = {}
 
     def planned_calls(self) -> int:
-        per_case = sum(
-            calls_per_tree(s.size, self.plan.strategies[s.name], self.persona_call)
+        return sum(
+            calls_per_tree(s.size, self.plan.strategies_for(s, case, repeat), self.persona_call)
+            for repeat in range(self.plan.experiment.repeats)
+            for case in self.plan.cases
             for s in self.plan.societies
         )
-        return per_case * len(self.plan.cases) * self.plan.experiment.repeats
+
+    def _tree(self, society: Society, case: Case, repeat: int) -> Node:
+        strategies = self.plan.strategies_for(society, case, repeat)
+        if strategies is self.plan.strategies[society.name]:
+            tree = self._trees.get(society.name)
+            if tree is None:
+                tree = self._trees[society.name] = build_tree(strategies)
+            return tree
+        return build_tree(strategies)
 
     def stop(self, reason: str) -> None:
         """Start no new calls; calls in flight finish and are stored."""
@@ -168,7 +178,8 @@ class Runner:
             states = await asyncio.gather(
                 *(self._first_answer(prefix, repeat, case, agent) for agent in society.agents)
             )
-            await self._children(self.trees[society.name], states, prefix, repeat, case, society)
+            tree = self._tree(society, case, repeat)
+            await self._children(tree, states, prefix, repeat, case, society)
         except _StopRun:
             return
 

@@ -91,7 +91,7 @@ def _check_or_create(plan: Plan, store: RunStore) -> None:
         for repeat in range(plan.experiment.repeats)
         for case in plan.cases
         for society in plan.societies
-        for strategy in plan.strategies[society.name]
+        for strategy in plan.strategies_for(society, case, repeat)
         for r, code in enumerate(strategy.node_codes)
     )
 

@@ -6,9 +6,12 @@ character per agent for that round (``0(100)1``: in round 2 agent 0 reflects, th
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from random import Random
 
 from societies.society.patterns import Pattern
 
@@ -29,6 +32,8 @@ class Strategy:
     rounds: tuple[RoundPlan, ...]
     #: ``node_codes[r]`` identifies the tree node reached after r rounds (``""`` is round 0).
     node_codes: tuple[str, ...]
+    #: In each all-debate round one agent, drawn per case (seeded), reflects instead.
+    random_reflector: bool = False
 
 
 def round_code(plan: RoundPlan, codes: Mapping[str, str]) -> str:
@@ -81,12 +86,34 @@ def make_strategy(
     name: str | None,
     rounds: tuple[RoundPlan, ...],
     patterns: Mapping[str, Pattern],
+    *,
+    random_reflector: bool = False,
 ) -> Strategy:
     codes = {p.name: p.code for p in patterns.values()}
     prefixes = [""]
     for plan in rounds:
         prefixes.append(prefixes[-1] + round_code(plan, codes))
-    return Strategy(name or prefixes[-1], prefixes[-1], rounds, tuple(prefixes))
+    return Strategy(name or prefixes[-1], prefixes[-1], rounds, tuple(prefixes), random_reflector)
+
+
+def realize(strategy: Strategy, seed: str, patterns: Mapping[str, Pattern]) -> Strategy:
+    """The concrete strategy of one case: each all-debate round of a random-reflector strategy
+    gets one reflecting agent. The draw is seeded by the realised prefix, so strategies that
+    share a prefix still share its tree nodes (and its calls)."""
+    if not strategy.random_reflector:
+        return strategy
+    codes = {p.name: p.code for p in patterns.values()}
+    rounds: list[RoundPlan] = []
+    prefix = ""
+    for plan in strategy.rounds:
+        if all(p == "debate" for p in plan) and len(plan) > 1:
+            digest = hashlib.blake2b(f"{seed}|{prefix}".encode(), digest_size=8).digest()
+            k = Random(int.from_bytes(digest, "big")).randrange(len(plan))
+            plan = tuple("reflection" if i == k else p for i, p in enumerate(plan))
+        rounds.append(plan)
+        prefix += round_code(plan, codes)
+    realized = make_strategy(strategy.name, tuple(rounds), patterns)
+    return dataclasses.replace(realized, random_reflector=True)
 
 
 def plan_from_names(
