@@ -153,7 +153,8 @@ def test_schema_command_prints_the_experiment_schema() -> None:
     assert result.exit_code == 0
     schema = json.loads(result.stdout)
     assert schema["additionalProperties"] is False
-    assert {"task", "societies"} <= set(schema["required"])
+    assert {"name", "societies"} <= set(schema["required"])
+    assert {"task", "tasks"} <= set(schema["properties"])
 
 
 def test_published_schema_is_current() -> None:

@@ -112,3 +112,20 @@ def test_sim_conformity_depends_on_trait(tmp_path: Path) -> None:
     for society, _r, _c, _a, before, after in rows:
         changed[society] += before != after
     assert changed["3eg"] > changed["3oc"] * 1.5
+
+
+def test_tasks_list_gives_one_run_per_task_and_data_candidates(tmp_path: Path) -> None:
+    from societies.config.load import Overrides, load_plans
+
+    exp = experiment()
+    first = dict(exp["task"], data=["missing.jsonl", exp["task"]["data"]])
+    second = dict(exp["task"], cases=2)
+    del exp["task"]
+    exp["tasks"] = [first, second]
+    plans = load_plans(write(tmp_path, exp), Overrides(out=tmp_path / "out"))
+    assert [p.output for p in plans] == [tmp_path / "out" / "mmlu-0", tmp_path / "out" / "mmlu-1"]
+    assert [p.experiment.name for p in plans] == ["t-mmlu-0", "t-mmlu-1"]
+    assert [len(p.cases) for p in plans] == [4, 2]
+    assert plans[0].data.name == "quickstart_mmlu.jsonl"
+    with pytest.raises(ConfigError, match="either `task` or `tasks`"):
+        load_plans(write(tmp_path, dict(exp, task=first)))

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from societies.analysis.accuracy import accuracy_table
 from societies.cli.main import user_errors
-from societies.config.load import Overrides, Plan, load_plan
+from societies.config.load import Overrides, Plan, load_plans
 from societies.errors import SocietiesError
 from societies.scheduler.runner import RunSummary
 from societies.scheduler.session import open_store, run_plan
@@ -49,23 +49,26 @@ def run(
     quiet: bool,
 ) -> None:
     """Run EXPERIMENT (a YAML file); re-running resumes, making only calls not yet stored."""
-    plan = load_plan(
+    plans = load_plans(
         experiment, Overrides(out=out, concurrency=concurrency, limit=limit, model=model)
     )
-    store = open_store(plan)
     err = Console(stderr=True)
-    try:
-        summary = _run_with_progress(plan, store, err, quiet)
-        _print_summary(plan, store, summary)
-    finally:
-        store.close()
-    if summary.stopped:
-        raise RunFailed(f"run stopped: {summary.stopped}; stored calls are kept, re-run to resume")
-    if summary.errors:
-        samples = "; ".join(summary.error_samples)
-        raise RunFailed(
-            f"{summary.errors} calls failed after retries ({samples}); re-run to retry them"
-        )
+    for plan in plans:
+        store = open_store(plan)
+        try:
+            summary = _run_with_progress(plan, store, err, quiet)
+            _print_summary(plan, store, summary)
+        finally:
+            store.close()
+        if summary.stopped:
+            raise RunFailed(
+                f"run stopped: {summary.stopped}; stored calls are kept, re-run to resume"
+            )
+        if summary.errors:
+            samples = "; ".join(summary.error_samples)
+            raise RunFailed(
+                f"{summary.errors} calls failed after retries ({samples}); re-run to retry them"
+            )
 
 
 def _run_with_progress(plan: Plan, store: RunStore, err: Console, quiet: bool) -> RunSummary:

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from societies.backends.base import get_backend_class
-from societies.config.models import Experiment, ModelOverride, ModelSpec, SocietySpec
+from societies.config.models import Experiment, ModelOverride, ModelSpec, SocietySpec, TaskSpec
 from societies.config.yaml_lines import PathKey, format_path, line_for, load_yaml_with_lines
 from societies.errors import ConfigError, DataError
 from societies.society.agents import Agent, Society, default_society_name, merge_model
@@ -54,6 +54,8 @@ class Plan:
     experiment: Experiment
     source: Path
     output: Path
+    #: The data file used (the first existing one of the candidates).
+    data: Path
     task: Task
     cases: list[Case]
     societies: list[Society]
@@ -84,7 +86,8 @@ class _Locator:
         )
 
 
-def load_plan(file: Path, overrides: Overrides | None = None) -> Plan:
+def load_plans(file: Path, overrides: Overrides | None = None) -> list[Plan]:
+    """Every run an experiment file asks for: one, or one per task with ``tasks:``."""
     overrides = overrides or Overrides()
     data, lines = load_yaml_with_lines(file)
     loc = _Locator(file, lines)
@@ -95,7 +98,39 @@ def load_plan(file: Path, overrides: Overrides | None = None) -> Plan:
     except ValidationError as exc:
         raise _pydantic_error(exc, data, loc) from None
     experiment = _apply_overrides(experiment, overrides, loc)
-    return _resolve(experiment, file, loc, overrides)
+    if experiment.task is not None:
+        return [_resolve(experiment, file, loc, overrides, ("task",))]
+    assert experiment.tasks is not None
+    plans = []
+    names = [t.name.rpartition(":")[2] for t in experiment.tasks]
+    for i, spec in enumerate(experiment.tasks):
+        name = names[i] if names.count(names[i]) == 1 else f"{names[i]}-{i}"
+        single = experiment.model_copy(
+            update={"task": spec, "tasks": None, "name": f"{experiment.name}-{name}"}
+        )
+        sub_out = Overrides(
+            out=_output(experiment, file, overrides) / name,
+            concurrency=overrides.concurrency,
+            limit=overrides.limit,
+        )
+        plans.append(_resolve(single, file, loc, sub_out, ("tasks", i)))
+    return plans
+
+
+def load_plan(file: Path, overrides: Overrides | None = None) -> Plan:
+    """The run of a single-task experiment file."""
+    plans = load_plans(file, overrides)
+    if len(plans) != 1:
+        raise ConfigError("this needs an experiment with a single `task`", file=str(file))
+    return plans[0]
+
+
+def _output(experiment: Experiment, file: Path, ov: Overrides) -> Path:
+    if ov.out is not None:
+        return ov.out
+    if experiment.output is not None:
+        return Path(os.path.normpath(file.parent / experiment.output))
+    return Path("runs") / experiment.name
 
 
 def _apply_overrides(experiment: Experiment, ov: Overrides, loc: _Locator) -> Experiment:
@@ -130,7 +165,9 @@ def _strip_models(society: SocietySpec) -> SocietySpec:
     return society.model_copy(update={"agents": agents, "model": strip(society.model)})
 
 
-def _resolve(experiment: Experiment, file: Path, loc: _Locator, ov: Overrides) -> Plan:
+def _resolve(
+    experiment: Experiment, file: Path, loc: _Locator, ov: Overrides, task_path: PathKey
+) -> Plan:
     base_dir = file.parent
     traits = dict(BUILTIN_TRAITS)
     for name, spec in experiment.traits.items():
@@ -146,12 +183,15 @@ def _resolve(experiment: Experiment, file: Path, loc: _Locator, ov: Overrides) -
             )
         patterns[name] = Pattern(name, pspec.code, pspec.sees_peers, pspec.template)
 
+    task_spec = experiment.task
+    assert task_spec is not None
     try:
-        task_cls = get_task_class(experiment.task.name)
+        task_cls = get_task_class(task_spec.name)
     except KeyError as exc:
-        raise loc.error(("task", "name"), str(exc.args[0])) from None
-    task = task_cls(experiment.task.extraction, experiment.task.options)
-    cases = _load_cases(experiment, task, base_dir, loc, ov.limit)
+        raise loc.error((*task_path, "name"), str(exc.args[0])) from None
+    task = task_cls(task_spec.extraction, task_spec.options)
+    data_path = _data_file(task_spec, base_dir, loc, task_path)
+    cases = _load_cases(task_spec, task, data_path, loc, ov.limit, task_path)
 
     _check_backend(experiment.model, ("model",), loc)
     societies = _resolve_societies(experiment, traits, loc)
@@ -170,16 +210,11 @@ def _resolve(experiment: Experiment, file: Path, loc: _Locator, ov: Overrides) -
     except ConfigError as exc:
         raise loc.error(("prompts",), exc.message) from None
 
-    if ov.out is not None:
-        output = ov.out
-    elif experiment.output is not None:
-        output = Path(os.path.normpath(base_dir / experiment.output))
-    else:
-        output = Path("runs") / experiment.name
     return Plan(
         experiment=experiment,
         source=file,
-        output=output,
+        output=_output(experiment, file, ov),
+        data=data_path,
         task=task,
         cases=cases,
         societies=societies,
@@ -191,26 +226,38 @@ def _resolve(experiment: Experiment, file: Path, loc: _Locator, ov: Overrides) -
     )
 
 
+def _data_file(spec: TaskSpec, base_dir: Path, loc: _Locator, task_path: PathKey) -> Path:
+    candidates = [spec.data] if isinstance(spec.data, str) else spec.data
+    for candidate in candidates:
+        path = Path(os.path.normpath(base_dir / candidate))
+        if path.is_file():
+            return path
+    tried = ", ".join(str(base_dir / c) for c in candidates)
+    raise loc.error((*task_path, "data"), f"data file not found: {tried}")
+
+
 def _load_cases(
-    experiment: Experiment, task: Task, base_dir: Path, loc: _Locator, limit: int | None
+    spec: TaskSpec,
+    task: Task,
+    data_path: Path,
+    loc: _Locator,
+    limit: int | None,
+    task_path: PathKey,
 ) -> list[Case]:
-    data_path = base_dir / experiment.task.data
-    if not data_path.is_file():
-        raise loc.error(("task", "data"), f"data file not found: {data_path}")
     try:
         cases = task.load(data_path)
     except DataError as exc:
-        raise DataError(f"{exc} (task.data in {loc.file})") from None
-    selection = experiment.task.cases
+        raise DataError(f"{exc} ({format_path((*task_path, 'data'))} in {loc.file})") from None
+    selection = spec.cases
     if isinstance(selection, int):
         if selection < 1:
-            raise loc.error(("task", "cases"), "must be at least 1")
+            raise loc.error((*task_path, "cases"), "must be at least 1")
         cases = cases[:selection]
     elif isinstance(selection, list):
         by_id = {c.id: c for c in cases}
         missing = [i for i in selection if i not in by_id]
         if missing:
-            raise loc.error(("task", "cases"), f"unknown case ids: {', '.join(missing[:5])}")
+            raise loc.error((*task_path, "cases"), f"unknown case ids: {', '.join(missing[:5])}")
         cases = [by_id[i] for i in selection]
     if limit is not None:
         cases = cases[:limit]
@@ -387,4 +434,6 @@ def _message(err: Any, data: Any, path: PathKey) -> str:
         return f"unknown key '{path[-1]}'" if path else "unknown key"
     if kind == "missing":
         return "required field is missing"
+    if kind == "value_error":
+        return str(err["ctx"]["error"])
     return str(err["msg"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Frozen(BaseModel):
@@ -80,7 +80,10 @@ class SocietySpec(Frozen):
 
 class TaskSpec(Frozen):
     name: str = Field(description="A registered task (mmlu, ...) or 'package.module:Class'.")
-    data: str = Field(description="Data file, relative to the experiment file.")
+    data: str | list[str] = Field(
+        description="Data file, relative to the experiment file; a list gives candidates, the "
+        "first that exists is used (e.g. the study's files, then the project's own)."
+    )
     cases: Literal["all"] | int | list[str] = Field(
         "all", description="'all', the first N, or a list of case ids."
     )
@@ -101,7 +104,8 @@ class StrategySpec(Frozen):
 
 
 class Experiment(Frozen):
-    """One experiment: every society x strategy x case x repeat, on one task."""
+    """One experiment: every society x strategy x case x repeat, on one task (or on each of
+    several tasks, each into its own run directory)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
@@ -111,7 +115,10 @@ class Experiment(Frozen):
         None, description="Run directory, relative to the experiment file; default runs/<name>."
     )
     concurrency: int = Field(32, ge=1, description="Model calls in flight at once.")
-    task: TaskSpec
+    task: TaskSpec | None = None
+    tasks: list[TaskSpec] | None = Field(
+        None, description="Several tasks: one run per task, in <output>/<task name>."
+    )
     prompts: str = Field(
         "default", description="Prompt set: 'default', 'machinesom', or a directory of templates."
     )
@@ -126,3 +133,11 @@ class Experiment(Frozen):
         "like '010' (0 = debate, 1 = reflection; '(010)' gives one pattern per agent for a "
         "round), or named strategies.",
     )
+
+    @model_validator(mode="after")
+    def _one_of_task_or_tasks(self) -> Experiment:
+        if (self.task is None) == (self.tasks is None):
+            raise ValueError("give either `task` or `tasks`")
+        if self.tasks is not None and not self.tasks:
+            raise ValueError("`tasks` lists no task")
+        return self

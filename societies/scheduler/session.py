@@ -31,6 +31,8 @@ def identity(plan: Plan) -> dict[str, Any]:
     for name in _EXTENDABLE:
         data.pop(name, None)
     data["task"].pop("cases", None)
+    data.pop("tasks", None)
+    data["task"]["data"] = plan.data.name  # which candidate was used
     return data
 
 
@@ -57,7 +59,7 @@ def _check_or_create(plan: Plan, store: RunStore) -> None:
                 "config_json": plan.experiment.model_dump_json(),
                 "identity_json": json.dumps(ident, sort_keys=True),
                 "task": plan.task.name,
-                "extraction": plan.experiment.task.extraction,
+                "extraction": plan.task.extraction,
                 "prompts": plan.experiment.prompts,
                 "source": str(plan.source),
             }
