@@ -15,26 +15,24 @@ import re
 
 
 def boxed_contents(text: str, commands: tuple[str, ...] = ("\\boxed",)) -> list[str]:
-    """The contents of every ``\\boxed{...}`` (or other command) with balanced braces, in order
-    of their opening; a box left open at the end of the text yields nothing.
+    """The contents of every ``\\boxed{...}`` (or other command) with balanced braces, in the
+    order they close (a box inside another comes before it); a box left open yields nothing.
 
     One left-to-right pass with a stack of open boxes, so a box inside another is found too and
     nesting depth costs nothing extra.
     """
-    found: list[tuple[int, str]] = []
+    found: list[str] = []
     openers = [c + "{" for c in commands]
     depth = 0
-    #: For every open box: (its order of opening, brace depth inside which it closes, start).
-    boxes: list[tuple[int, int, int]] = []
-    opened = 0
+    #: For every open box: (brace depth inside which it closes, start of its content).
+    boxes: list[tuple[int, int]] = []
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
         if ch == "\\":
             for opener in openers:
                 if text.startswith(opener, i):
-                    boxes.append((opened, depth, i + len(opener)))
-                    opened += 1
+                    boxes.append((depth, i + len(opener)))
                     depth += 1
                     i += len(opener)
                     break
@@ -45,16 +43,15 @@ def boxed_contents(text: str, commands: tuple[str, ...] = ("\\boxed",)) -> list[
             depth += 1
         elif ch == "}" and depth > 0:
             depth -= 1
-            if boxes and boxes[-1][1] == depth:
-                order, _, start = boxes.pop()
-                found.append((order, text[start:i]))
+            if boxes and boxes[-1][0] == depth:
+                found.append(text[boxes.pop()[1] : i])
         i += 1
-    found.sort()
-    return [content for _, content in found]
+    return found
 
 
 def last_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{}`` or ``\\fbox{}`` to open, or None."""
+    """The content of the last ``\\boxed{}`` or ``\\fbox{}`` to close (the outer one when
+    boxes nest), or None."""
     contents = boxed_contents(text, ("\\boxed", "\\fbox"))
     return contents[-1] if contents else None
 
@@ -150,8 +147,8 @@ def paper_mmlu(text: str, options: list[str]) -> str | None:
 # -- MMLU, robust rules --------------------------------------------------------------------
 
 _STATED = re.compile(
-    r"(?:final answer|correct answer|answer)(?: is| would be| should be)?[ \t]*[:=]?[ \t]*"
-    r"(?:\*\*)?(?:option |choice )?\(?([A-D])\)?(?![A-Za-z0-9])",
+    r"(?:final answer|correct answer|answer)(?: is| would be| should be)?[ \t]*(?:[:=][ \t]*)?"
+    r"(?:\*\*)?(?:option |choice )?\(?((?-i:[A-D]))\)?(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
 
@@ -191,27 +188,57 @@ def paper_chess(text: str) -> str | None:
     return str(found[-1]) if found else None
 
 
-_BOUNDED_SQUARE = re.compile(r"(?<![A-Za-z0-9])([a-hA-H][1-8])(?![A-Za-z0-9])")
+#: A square as a move's destination: "c4", "Bc4", "Bxc4", "f1c4", "e7e8q", "Nf3+".
+_MOVE_TOKEN = re.compile(
+    r"(?:[a-h][1-8][-x]?(?=[a-h][1-8])|[kqrbn]x?|x)?([a-h][1-8])(?:=?[qrbn])?[+#]?(?![a-z0-9])"
+)
+_SEPARATORS = frozenset(" \t*:`'\"-–—=>")
+_LINKING_WORDS = ("is ", "was ", "would be ", "will be ")
+_DECORATION = "*`'\".:;!()[]<> \t"
+
+
+def _square_after(lowered: str, i: int) -> str | None:
+    """The square a "final answer" marker ending at ``i`` commits to: after separators,
+    "is"/"was", and at most one line break, a move token must follow at once."""
+    n = len(lowered)
+    newline_seen = False
+    while i < n:
+        ch = lowered[i]
+        if ch in _SEPARATORS:
+            i += 1
+        elif ch == "\n" and not newline_seen:
+            newline_seen = True
+            i += 1
+        else:
+            for word in _LINKING_WORDS:
+                if lowered.startswith(word, i):
+                    i += len(word)
+                    break
+            else:
+                break
+    found = _MOVE_TOKEN.match(lowered, i)
+    return str(found.group(1)) if found else None
 
 
 def robust_chess(text: str) -> str | None:
-    """A square standing alone (not inside a move like ``e2e4`` or a word), preferring the
-    last line that says "final answer"; else the last line of the reply that is nothing but
-    a square (with optional decoration), as the prompt asks."""
+    """The square right after the last "final answer" that is followed by one ("Final answer:
+    c4", "my final answer is **Bc4**", "final answer:\\n f1c4"); else the last non-empty line
+    when it is nothing but a move token. Squares merely mentioned in the reasoning never count.
+    """
     lowered = text.lower()
-    pos = lowered.rfind("final answer")
-    if pos != -1:
-        line_end = lowered.find("\n", pos)
-        after = lowered[pos : len(lowered) if line_end == -1 else line_end]
-        found = _BOUNDED_SQUARE.findall(after)
-        if not found and line_end != -1:
-            # "Final answer:\n e5" — the square on the next non-empty line.
-            rest = lowered[line_end + 1 :].lstrip()
-            next_line = rest.split("\n", 1)[0]
-            found = _BOUNDED_SQUARE.findall(next_line)
-        return str(found[0]).lower() if found else None
-    for line in reversed(lowered.split("\n")):
-        stripped = line.strip().strip("*`'\".:;!()[] \t")
-        if stripped:
-            return stripped if len(stripped) == 2 and _SQUARE.fullmatch(stripped) else None
+    marker = "final answer"
+    pos = lowered.rfind(marker)
+    while pos != -1:
+        square = _square_after(lowered, pos + len(marker))
+        if square is not None:
+            return square
+        pos = lowered.rfind(marker, 0, pos)
+    end = len(lowered)
+    while end > 0:
+        start = lowered.rfind("\n", 0, end) + 1
+        line = lowered[start:end].strip(_DECORATION)
+        if line:
+            found = _MOVE_TOKEN.fullmatch(line)
+            return str(found.group(1)) if found else None
+        end = start - 1
     return None

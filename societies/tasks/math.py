@@ -117,6 +117,7 @@ def canonical(answer: str) -> str | None:
     text = _SPACING.sub("", text)
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("{,}", ",")
     text = text.replace("^{\\circ}", "").replace("^\\circ", "").replace("°", "")
+    text = text.replace("\\boxed", "").replace("\\fbox", "")
     text = "".join(text.split()).rstrip(".")
     text = strip_outer_braces(text)
     if not text:

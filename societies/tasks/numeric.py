@@ -22,7 +22,9 @@ from societies.tasks.extract import last_boxed
 from societies.tasks.rows import Row, RowTask, field
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
-_STATED = re.compile(r"(?:answer is|answer:|answer =|####)[ \t]*\**[ \t]*\$?[ \t]*(-?[\d.][\d,.]*)")
+_STATED = re.compile(
+    r"(?:answer is|answer:|answer =|####)[ \t]*(?:\*+[ \t]*)?(?:\$[ \t]*)?(-?[\d.][\d,.]*)"
+)
 
 
 def number(text: str) -> str | None:
