@@ -11,8 +11,8 @@
 
 With ``scoring: regex`` the answer field holds a regular expression the answer must match in
 full; ``numeric`` compares numbers exactly (``tolerance`` allows a relative difference).
-The reply is read the same way in both extraction modes: the rest of the line after the last
-marker, else the last non-empty line.
+The answer is the rest of the line after the last marker; with no marker, ``robust`` reads no
+answer and ``paper`` (lenient, as the study's parsers were) takes the last non-empty line.
 """
 
 from __future__ import annotations
@@ -109,9 +109,11 @@ class GenericTask(RowTask):
         if pos != -1:
             rest = reply[pos + len(self.config.marker) :].lstrip()
             line = rest.split("\n", 1)[0]
-        else:
+        elif self.extraction == "paper":
             lines = [x for x in reply.split("\n") if x.strip()]
             line = lines[-1] if lines else ""
+        else:
+            return None
         if self.config.scoring == "numeric":
             return last_number(line)
         answer = normalise(line, self.config.case_sensitive)
@@ -138,11 +140,13 @@ class GenericTask(RowTask):
         target = str(case.target)
         if self.config.scoring == "regex":
             target = str(case.fields.get("example", target))
-        if correct:
-            return target
         if self.config.scoring == "numeric":
-            return number(str(Decimal(number(target) or "0") + rng.choice((-2, -1, 1, 2)))) or "0"
-        return rng.choice(("unknown", "none of these", f"not {target}"))
+            value = number(target) or "0"
+            if correct:
+                return value
+            return number(str(Decimal(value) + rng.choice((-2, -1, 1, 2)))) or "0"
+        answer = target if correct else rng.choice(("unknown", "none of these", f"not {target}"))
+        return normalise(answer, self.config.case_sensitive)
 
     def sim_reply(self, case: Case, answer: str | None, rng: Random) -> str:
         if answer is None:
