@@ -172,3 +172,45 @@ def test_task_names_and_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(KeyError, match="cannot load task 'broken'"):
         get_task_class("broken")
     assert get_task_class("societies.tasks.math:MathTask").name == "math"
+
+
+def _experiment(tmp_path: Path, task: dict[str, object]) -> Path:
+    file = tmp_path / "exp.yaml"
+    body = {"name": "t", "task": task, "societies": [{"agents": 2}], "rounds": 1}
+    file.write_text(json.dumps(body), encoding="utf-8")  # JSON is YAML
+    return file
+
+
+def test_run_with_a_bad_row_and_skip_invalid(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "g.jsonl"
+    data.write_text('{"question": "1+1?", "answer": 2}\n{"question": "2+2?"}\n')
+    file = _experiment(tmp_path, {"name": "gsm8k", "data": str(data)})
+    code, _, err = _invoke("run", str(file), "--out", str(tmp_path / "a"), "--quiet")
+    assert code == 2 and f"{data}:2: answer: missing" in err and "Traceback" not in err
+    assert not (tmp_path / "a").exists()
+    code, _, err = _invoke("run", str(file), "--out", str(tmp_path / "b"), "--quiet",
+                           "--skip-invalid")  # fmt: skip
+    assert code == 0, err
+    assert "skipped 1 of 2 rows" in caplog.text
+
+
+def test_math_release_directory_as_experiment_data(tmp_path: Path) -> None:
+    folder = tmp_path / "MATH" / "algebra"
+    folder.mkdir(parents=True)
+    problem = {"problem": "What is $1+1$?", "solution": "$\\boxed{2}$", "level": "Level 1"}
+    (folder / "1.json").write_text(json.dumps(problem), encoding="utf-8")
+    file = _experiment(tmp_path, {"name": "math", "data": str(tmp_path / "MATH")})
+    code, _, err = _invoke("run", str(file), "--out", str(tmp_path / "run"), "--quiet")
+    assert code == 0, err
+
+
+def test_generic_task_option_errors_point_at_the_file(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"question": "q", "answer": "a"}\n')
+    file = _experiment(tmp_path, {"name": "jsonl", "data": str(data),
+                                  "options": {"scoring": "fuzzy"}})  # fmt: skip
+    code, _, err = _invoke("run", str(file), "--out", str(tmp_path / "run"), "--quiet")
+    assert code == 2
+    assert err.startswith(f"error: {file}") and "task.options.scoring: Input should be" in err

@@ -44,6 +44,7 @@ class Overrides:
     limit: int | None = None
     model: str | None = None  # "BACKEND:MODEL"
     model_options: dict[str, Any] = field(default_factory=dict)
+    skip_invalid: bool = False  # leave unusable data rows out, with a warning
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,14 @@ def _resolve(experiment: Experiment, file: Path, loc: _Locator, ov: Overrides) -
         task_cls = get_task_class(experiment.task.name)
     except KeyError as exc:
         raise loc.error(("task", "name"), str(exc.args[0])) from None
-    task = task_cls(experiment.task.extraction, experiment.task.options)
+    options = dict(experiment.task.options)
+    if ov.skip_invalid:
+        options["skip_invalid"] = True
+    try:
+        task = task_cls(experiment.task.extraction, options)
+    except ConfigError as exc:  # a task validating its own options
+        key = tuple(exc.path.split(".")) if exc.path else ("task", "options")
+        raise loc.error(key, exc.message) from None
     cases = _load_cases(experiment, task, base_dir, loc, ov.limit)
 
     _check_backend(experiment.model, ("model",), loc)
@@ -179,7 +187,7 @@ def _load_cases(
     experiment: Experiment, task: Task, base_dir: Path, loc: _Locator, limit: int | None
 ) -> list[Case]:
     data_path = base_dir / experiment.task.data
-    if not data_path.is_file():
+    if not data_path.exists():  # a directory is a layout too (the MATH release)
         raise loc.error(("task", "data"), f"data file not found: {data_path}")
     try:
         cases = task.load(data_path)
