@@ -8,13 +8,15 @@ from societies.tasks.base import Case
 from societies.tasks.chess import ChessTask
 from societies.tasks.math import MathTask
 from societies.tasks.multiple_choice import MultipleChoiceTask
-from tests import corpus_chess, corpus_math, corpus_mmlu
+from societies.tasks.numeric import NumericTask
+from tests import corpus_chess, corpus_math, corpus_mmlu, corpus_numeric
 
 
 def test_corpora_are_large_enough() -> None:
     assert len(corpus_mmlu.CORPUS) >= 60
     assert len(corpus_math.CORPUS) >= 60
     assert len(corpus_chess.CORPUS) >= 60
+    assert len(corpus_numeric.CORPUS) >= 60
 
 
 @pytest.mark.parametrize(("options", "reply", "paper", "robust"), corpus_mmlu.CORPUS)
@@ -55,3 +57,13 @@ def test_chess(reply: str, paper: str | None, robust: str | None) -> None:
         case = Case("c", 0, fields, task.target_of(fields))
         assert task.parse(reply) == expected, mode
         assert task.score(expected, case) is (expected in corpus_chess.LEGAL)
+
+
+@pytest.mark.parametrize(("reply", "paper", "robust"), corpus_numeric.CORPUS)
+def test_numeric(reply: str, paper: str | None, robust: str | None) -> None:
+    case = Case("n", 0, {"question": "?", "target": "330"}, "330")
+    for mode, expected in (("paper", paper), ("robust", robust)):
+        task = NumericTask(mode)  # type: ignore[arg-type]
+        answer = task.parse(reply)
+        assert answer == expected, mode
+        assert task.score(answer, case) is (expected == "330")
