@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests import corpus_chess, corpus_math, corpus_mmlu, corpus_numeric  # noqa: E402
-from tests.test_extraction_hostile import PARSERS, _hostile  # noqa: E402
+from tests import corpus_chess, corpus_math, corpus_mmlu, corpus_numeric
+from tests.test_extraction_hostile import PARSERS, _hostile
 
 
 def _time(fn: Callable[[str], object], text: str, runs: int = 3) -> float:
