@@ -214,3 +214,21 @@ def test_generic_task_option_errors_point_at_the_file(tmp_path: Path) -> None:
     code, _, err = _invoke("run", str(file), "--out", str(tmp_path / "run"), "--quiet")
     assert code == 2
     assert err.startswith(f"error: {file}") and "task.options.scoring: Input should be" in err
+
+
+def test_a_schema_1_store_gains_the_extraction_column(tmp_path: Path) -> None:
+    from importlib import resources
+
+    from societies.store.db import RunStore
+
+    path = tmp_path / "store.sqlite"
+    con = sqlite3.connect(path)
+    sql = (resources.files("societies.store") / "migrations" / "0001_initial.sql").read_text()
+    con.executescript(sql + ";CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                      "INSERT INTO schema_version VALUES (1);")  # fmt: skip
+    con.close()
+    store = RunStore(path)
+    columns = {row[1] for row in store.con.execute("PRAGMA table_info(calls)")}
+    version = store.con.execute("SELECT version FROM schema_version").fetchone()[0]
+    store.close()
+    assert "extraction" in columns and version >= 2
