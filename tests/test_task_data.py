@@ -112,8 +112,9 @@ def test_mmlu_hugging_face_parquet_and_json(tmp_path: Path) -> None:
     pd.DataFrame(records).to_parquet(tmp_path / "test.parquet")
     (tmp_path / "test.json").write_text(json.dumps(records), encoding="utf-8")
     _jsonl(tmp_path / "test.jsonl", records)
-    for name in ("test.parquet", "test.json", "test.jsonl"):
-        (case,) = MultipleChoiceTask().load(tmp_path / name)
+    (tmp_path / "lines.json").write_text(json.dumps(records[0]) + "\n" + json.dumps(records[0]))
+    for name in ("test.parquet", "test.json", "test.jsonl", "lines.json"):
+        case = MultipleChoiceTask().load(tmp_path / name)[0]
         assert case.target == "B", name
         assert case.fields["choices"] == ROW[1:5]
         assert case.fields["expert_role"] == "an expert in college biology"

@@ -121,15 +121,24 @@ def read_rows(path: Path) -> Iterator[Located]:
         if not files:
             raise DataError(f"{path}: a directory with no .json files")
         for file in files:
-            for located in _records(file, read_json_records(file)):
-                where = str(file) if located.where.endswith("#1") else located.where
+            records = read_json_records(file)
+            for located in _records(file, records):
+                where = str(file) if len(records) == 1 else located.where
                 yield Located(where, located.row)
         return
     suffix = path.suffix.lower()
     if not path.exists():
         raise DataError(f"{path}: data file not found")
     if suffix == ".json":
-        yield from _records(path, read_json_records(path))
+        try:
+            records = read_json_records(path)
+        except DataError as exc:
+            if "Extra data" not in str(exc):
+                raise
+            # JSON Lines under a .json name (what Hugging Face's to_json writes).
+            yield from _jsonl(path)
+            return
+        yield from _records(path, records)
     elif suffix == ".parquet":
         yield from _records(path, read_parquet(path))
     else:
