@@ -6,10 +6,11 @@ import pytest
 
 from societies.tasks.base import Case
 from societies.tasks.chess import ChessTask
+from societies.tasks.generic import GenericTask
 from societies.tasks.math import MathTask
 from societies.tasks.multiple_choice import MultipleChoiceTask
 from societies.tasks.numeric import NumericTask
-from tests import corpus_chess, corpus_math, corpus_mmlu, corpus_numeric
+from tests import corpus_chess, corpus_generic, corpus_math, corpus_mmlu, corpus_numeric
 
 
 def test_corpora_are_large_enough() -> None:
@@ -17,6 +18,7 @@ def test_corpora_are_large_enough() -> None:
     assert len(corpus_math.CORPUS) >= 60
     assert len(corpus_chess.CORPUS) >= 60
     assert len(corpus_numeric.CORPUS) >= 60
+    assert len(corpus_generic.CORPUS) >= 60
 
 
 @pytest.mark.parametrize(("options", "reply", "paper", "robust"), corpus_mmlu.CORPUS)
@@ -67,3 +69,18 @@ def test_numeric(reply: str, paper: str | None, robust: str | None) -> None:
         answer = task.parse(reply)
         assert answer == expected, mode
         assert task.score(answer, case) is (expected == "330")
+
+
+GENERIC_TARGETS = {"exact": "Paris", "regex": "paris( france)?", "numeric": "100"}
+GENERIC_CORRECT = {"exact": {"paris"}, "regex": {"paris", "paris france"}, "numeric": {"100"}}
+
+
+@pytest.mark.parametrize(("scoring", "reply", "paper", "robust"), corpus_generic.CORPUS)
+def test_generic(scoring: str, reply: str, paper: str | None, robust: str | None) -> None:
+    fields = {"question": "?", "answer": GENERIC_TARGETS[scoring]}
+    for mode, expected in (("paper", paper), ("robust", robust)):
+        task = GenericTask(mode, {"scoring": scoring})  # type: ignore[arg-type]
+        case = Case("g", 0, fields, task.target_of(fields))
+        answer = task.parse(reply)
+        assert answer == expected, mode
+        assert task.score(answer, case) is (expected in GENERIC_CORRECT[scoring])
