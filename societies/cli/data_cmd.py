@@ -114,7 +114,7 @@ def validate(file: Path, task_name: str, option_pairs: tuple[str, ...]) -> None:
     report = _scan(task, file)
     for error in report.errors:
         click.echo(error, err=True)
-    notes = [n for case in report.cases for n in _notes(task, case)]
+    notes = [n for case in report.cases for n in task.notes(case)]
     for note in notes:
         click.echo(f"note: {note}", err=True)
     click.echo(
@@ -123,8 +123,3 @@ def validate(file: Path, task_name: str, option_pairs: tuple[str, ...]) -> None:
     )
     if report.errors:
         raise InvalidRows(f"{file}: {len(report.errors)} unusable rows")
-
-
-def _notes(task: Task, case: Any) -> list[str]:
-    notes = getattr(task, "notes", None)
-    return list(notes(case)) if callable(notes) else []

@@ -75,6 +75,11 @@ class Task(ABC):
     def score(self, answer: str | None, case: Case) -> bool:
         """Whether ``answer`` (as returned by ``parse``) is correct for ``case``."""
 
+    def notes(self, case: Case) -> list[str]:
+        """Remarks on a usable case that ``societies data validate`` should show (chess: the
+        dataset's target list disagreeing with the rules)."""
+        return []
+
     def case_role(self, case: Case) -> str | None:
         """A per-case expertise, when the data carries one (MMLU subjects do)."""
         role = case.fields.get("expert_role")
