@@ -8,10 +8,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from societies.errors import DataError
 from societies.tasks.base import Case
-from societies.tasks.chess import ChessTask, legal_squares, split_input
+from societies.tasks.chess import ChessTask, generate_games, legal_squares, split_input
 from societies.tasks.generic import GenericTask
 from societies.tasks.math import MathTask, canonical
 from societies.tasks.multiple_choice import MultipleChoiceTask
@@ -305,3 +307,24 @@ def test_generic_task_rejects_unknown_options() -> None:
 
     with pytest.raises(ConfigError, match=r"task\.options\.scorer: Extra inputs"):
         GenericTask(options={"scorer": "exact"})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000))
+def test_generated_games_and_legal_squares_agree_with_move_legality(seed: int) -> None:
+    """An independent path through python-chess: try every square with ``is_legal``."""
+    import chess
+
+    (row,) = generate_games(1, seed)
+    moves, square = split_input(str(row["input"]))
+    board = chess.Board()
+    for uci in moves:
+        board.push_uci(uci)
+    origin = chess.parse_square(square)
+    by_trial = {
+        chess.square_name(to)
+        for to in chess.SQUARES
+        if board.is_legal(chess.Move(origin, to))
+        or board.is_legal(chess.Move(origin, to, promotion=chess.QUEEN))
+    }
+    assert by_trial == legal_squares(tuple(moves), square) == set(row["target"])
