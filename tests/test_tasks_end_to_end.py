@@ -143,7 +143,15 @@ def test_rescore_switches_extraction_without_model_calls(tmp_path: Path) -> None
     assert mode == "robust" and modes == [None]
     code, out, err = _invoke("rescore", str(run_dir), "--extraction", "paper")
     assert code == 0, err
-    assert "answers changed" in out
+    assert "answers changed" in out and "unparsed replies by society, agent and round" in out
+    from societies.analysis.rescore import unparsed_rates
+    from societies.store.db import RunStore
+
+    reader = RunStore.for_run_dir(run_dir, readonly=True)
+    cells = unparsed_rates(reader)
+    reader.con.close()
+    assert sum(c.replies for c in cells) == calls - 4 * 4 * 3  # all but the role-play calls
+    assert {c.round for c in cells} == {0, 1, 2, 3} and {c.agent for c in cells} == {0, 1, 2}
     after = snapshot()
     assert after[0] == calls and after[2] == "paper" and set(after[3]) == {None, "paper"}
     # The sim answers fractions and surds that the reference's string grading misses.

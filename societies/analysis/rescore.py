@@ -63,3 +63,25 @@ def rescore(store: RunStore, extraction: Extraction) -> RescoreSummary:
     return RescoreSummary(
         len(rows), changed, unparsed_before, unparsed_after, correct_before, correct_after
     )
+
+
+@dataclass(frozen=True, slots=True)
+class UnparsedCell:
+    society: str
+    agent: int
+    round: int
+    unparsed: int
+    replies: int
+
+
+def unparsed_rates(store: RunStore) -> list[UnparsedCell]:
+    """Replies that commit to no answer, per society x agent x round (calls that returned a
+    reply only; failed and overflowing calls are outcomes of their own)."""
+    return [
+        UnparsedCell(*row)
+        for row in store.con.execute(
+            "SELECT society, agent, round, SUM(answer IS NULL), COUNT(*) FROM calls "
+            "WHERE step = 'answer' AND reply IS NOT NULL "
+            "GROUP BY society, agent, round ORDER BY society, agent, round"
+        )
+    ]
