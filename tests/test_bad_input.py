@@ -108,7 +108,7 @@ def test_bad_data_row_names_file_and_row(tmp_path: Path) -> None:
         '{"id": "b", "question": "q", "choices": ["1","2","3"], "answer": "A"}\n'
     )
     code, stderr, out = run_cli(tmp_path, GOOD.replace(str(QUICKSTART_DATA), str(data)))
-    assert_one_line(code, stderr, out, "d.jsonl:2: choices: invalid value")
+    assert_one_line(code, stderr, out, "d.jsonl:2: choices: expected 4 strings, found 3 values")
 
 
 @pytest.mark.parametrize("kind", ["garbage", "foreign"])

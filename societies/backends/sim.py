@@ -93,7 +93,8 @@ class SimBackend(ModelBackend):
             answer = task.sim_answer(case, rng.random() < self._accuracy(task.name), rng)
         else:
             answer = previous
-            peers = [a for a in (task.parse(r) for r in ctx.peer_replies) if a is not None]
+            parsed = (task.parse_case(r, case) for r in ctx.peer_replies)
+            peers = [a for a in parsed if a is not None]
             trait = ctx.agent.trait.name
             conform = opts.conformity.get(trait, opts.default_conformity)
             if peers and rng.random() < conform:
@@ -119,5 +120,5 @@ def _last_answer(request: GenerateRequest, ctx: CallContext) -> str | None:
     """The agent's own latest answer, read from its conversation."""
     for message in reversed(request.messages):
         if message["role"] == "assistant":
-            return ctx.task.parse(message["content"])
+            return ctx.task.parse_case(message["content"], ctx.case)
     return None

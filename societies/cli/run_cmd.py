@@ -39,6 +39,7 @@ class RunFailed(SocietiesError):
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N cases.")
 @click.option("--model", "model", metavar="BACKEND:MODEL", help="Use this model for every agent.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--skip-invalid", is_flag=True, help="Leave unusable data rows out, with a warning.")
 @user_errors
 def run(
     experiment: Path,
@@ -47,10 +48,14 @@ def run(
     limit: int | None,
     model: str | None,
     quiet: bool,
+    skip_invalid: bool,
 ) -> None:
     """Run EXPERIMENT (a YAML file); re-running resumes, making only calls not yet stored."""
     plans = load_plans(
-        experiment, Overrides(out=out, concurrency=concurrency, limit=limit, model=model)
+        experiment,
+        Overrides(
+            out=out, concurrency=concurrency, limit=limit, model=model, skip_invalid=skip_invalid
+        ),
     )
     err = Console(stderr=True)
     for plan in plans:

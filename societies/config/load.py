@@ -45,6 +45,7 @@ class Overrides:
     limit: int | None = None
     model: str | None = None  # "BACKEND:MODEL"
     model_options: dict[str, Any] = field(default_factory=dict)
+    skip_invalid: bool = False  # leave unusable data rows out, with a warning
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,14 @@ def _resolve(
         task_cls = get_task_class(task_spec.name)
     except KeyError as exc:
         raise loc.error((*task_path, "name"), str(exc.args[0])) from None
-    task = task_cls(task_spec.extraction, task_spec.options)
+    options = dict(task_spec.options)
+    if ov.skip_invalid:
+        options["skip_invalid"] = True
+    try:
+        task = task_cls(task_spec.extraction, options)
+    except ConfigError as exc:  # a task validating its own options
+        parts = exc.path.split(".") if exc.path else ["task", "options"]
+        raise loc.error((*task_path, *parts[1:]), exc.message) from None
     data_path = _data_file(task_spec, base_dir, loc, task_path)
     cases = _load_cases(task_spec, task, data_path, loc, ov.limit, task_path)
 
@@ -230,7 +238,7 @@ def _data_file(spec: TaskSpec, base_dir: Path, loc: _Locator, task_path: PathKey
     candidates = [spec.data] if isinstance(spec.data, str) else spec.data
     for candidate in candidates:
         path = Path(os.path.normpath(base_dir / candidate))
-        if path.is_file():
+        if path.exists():  # a directory is a layout too (the MATH release)
             return path
     tried = ", ".join(str(base_dir / c) for c in candidates)
     raise loc.error((*task_path, "data"), f"data file not found: {tried}")

@@ -355,7 +355,7 @@ class Runner:
             latency_ms = (time.perf_counter() - started) * 1000
         answer = correct = None
         if text is not None and step == "answer":
-            answer = self.plan.task.parse(text)
+            answer = self.plan.task.parse_case(text, case)
             correct = int(self.plan.task.score(answer, case))
         p, c, cached = (
             (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)

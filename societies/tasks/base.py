@@ -66,9 +66,19 @@ class Task(ABC):
         ``None`` is the ``unparsed`` outcome: never scored correct, never replaced by a guess.
         """
 
+    def parse_case(self, reply: str, case: Case) -> str | None:
+        """``parse`` for a reply to ``case``; a task whose rules need the case (the reference's
+        MMLU rule matches option texts) overrides this. Callers that know the case use it."""
+        return self.parse(reply)
+
     @abstractmethod
     def score(self, answer: str | None, case: Case) -> bool:
         """Whether ``answer`` (as returned by ``parse``) is correct for ``case``."""
+
+    def notes(self, case: Case) -> list[str]:
+        """Remarks on a usable case that ``societies data validate`` should show (chess: the
+        dataset's target list disagreeing with the rules)."""
+        return []
 
     def case_role(self, case: Case) -> str | None:
         """A per-case expertise, when the data carries one (MMLU subjects do)."""
@@ -97,15 +107,42 @@ def register_task(cls: type[Task]) -> type[Task]:
 
 
 def task_names() -> list[str]:
+    from importlib.metadata import entry_points
+
     _load_builtin_tasks()
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | {e.name for e in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+ENTRY_POINT_GROUP = "societies.tasks"
+
+
+def _entry_point_task(name: str) -> type[Task] | None:
+    """A task another package registers under the ``societies.tasks`` entry-point group."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name == name:
+            try:
+                obj = entry.load()
+            except Exception as exc:  # a broken plugin must not look like an unknown task
+                raise KeyError(
+                    f"cannot load task '{name}' from entry point {entry.value}: {exc}"
+                ) from None
+            if not (isinstance(obj, type) and issubclass(obj, Task)):
+                raise KeyError(f"entry point {entry.value} for task '{name}' is not a Task")
+            return obj
+    return None
 
 
 def get_task_class(name: str) -> type[Task]:
-    """A task by registered name, or by dotted path ``package.module:Class``."""
+    """A task by registered name, by ``societies.tasks`` entry point, or by dotted path
+    ``package.module:Class``."""
     _load_builtin_tasks()
     if name in _REGISTRY:
         return _REGISTRY[name]
+    found = _entry_point_task(name)
+    if found is not None:
+        return found
     if ":" in name:
         module_name, _, attr = name.partition(":")
         try:
@@ -115,11 +152,16 @@ def get_task_class(name: str) -> type[Task]:
         if not (isinstance(obj, type) and issubclass(obj, Task)):
             raise KeyError(f"'{name}' is not a Task subclass")
         return obj
-    raise KeyError(f"unknown task '{name}' (known: {', '.join(sorted(_REGISTRY))})")
+    raise KeyError(f"unknown task '{name}' (known: {', '.join(task_names())})")
 
 
 def _load_builtin_tasks() -> None:
-    import societies.tasks.multiple_choice  # noqa: F401  (registers on import)
+    # Each module registers its tasks on import.
+    import societies.tasks.chess
+    import societies.tasks.generic
+    import societies.tasks.math
+    import societies.tasks.multiple_choice
+    import societies.tasks.numeric  # noqa: F401
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -1,22 +1,26 @@
-"""Multiple choice, MMLU-style: a question and four options A-D, one correct letter."""
+"""Multiple choice, MMLU-style: a question and four options A-D, one correct letter.
+
+Layouts read: JSONL / JSON / parquet rows ``{question, choices[4], answer}`` where ``answer`` is
+a letter or (Hugging Face ``cais/mmlu``) an index 0-3, with an optional ``subject`` or
+``expert_role``; and the original MMLU CSV (``question, A, B, C, D, answer``, with or without a
+header row) whose file name carries the subject (``high_school_biology_test.csv``).
+"""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from random import Random
 from typing import Any
 
 from societies.errors import DataError
-from societies.tasks.base import Case, Task, read_jsonl, register_task, require
+from societies.tasks.base import Case, register_task
+from societies.tasks.extract import paper_mmlu, robust_mmlu
+from societies.tasks.rows import Located, Row, RowTask, field, read_csv_rows, read_rows
 
 LETTERS = "ABCD"
-
-# "(B)" anywhere; the study's protocol asks for "(X) at the end of your response".
-_PAREN = re.compile(r"\(([A-Da-d])\)")
-# Explicit statements: "the answer is B", "Answer: (C)", "final answer: D".
-_STATED = re.compile(r"(?i:final\s+answer|answer\s+is|answer\s*:)\s*\(?\s*([A-D])\b\)?")
+_CSV_COLUMNS = ("question", "A", "B", "C", "D", "answer")
+_SPLIT_SUFFIXES = ("_test", "_dev", "_val", "_validation", "_train", "_auxiliary_train")
 
 _EXPLANATIONS = (
     "Weighing each option against the key facts, {text} is the one that holds up.",
@@ -26,35 +30,77 @@ _EXPLANATIONS = (
 )
 
 
+def subject_of_file(path: Path) -> str | None:
+    """``high_school_biology_test.csv`` -> ``high school biology``."""
+    stem = path.stem
+    for suffix in _SPLIT_SUFFIXES:
+        if stem.endswith(suffix):
+            return stem[: -len(suffix)].replace("_", " ")
+    return None
+
+
 @register_task
-class MultipleChoiceTask(Task):
-    """MMLU-style multiple choice from JSONL rows ``{id, question, choices[4], answer}``."""
+class MultipleChoiceTask(RowTask):
+    """MMLU-style multiple choice."""
 
     name = "mmlu"
     expert_role = "an expert in biology, chemistry, computer science, mathematics, physics"
 
-    def load(self, path: Path) -> list[Case]:
-        cases: list[Case] = []
-        seen: set[str] = set()
-        for number, row in read_jsonl(path):
-            require(path, number, row, "question", lambda v: isinstance(v, str) and bool(v.strip()))
-            require(
-                path,
-                number,
-                row,
-                "choices",
-                lambda v: (
-                    isinstance(v, list) and len(v) == 4 and all(isinstance(c, str) for c in v)
-                ),
-            )
-            require(path, number, row, "answer", lambda v: isinstance(v, str) and v in LETTERS)
-            case_id = str(row.get("id", f"{path.stem}-{len(cases)}"))
-            if case_id in seen:
-                raise DataError(f"{path}:{number}: id: duplicate id {case_id!r}")
-            seen.add(case_id)
-            fields = dict(row, id=case_id)
-            cases.append(Case(case_id, len(cases), fields, self.target_of(fields)))
-        return cases
+    def rows(self, path: Path) -> Iterator[Located]:
+        if path.suffix.lower() == ".csv":
+            return self._csv_rows(path)
+        return read_rows(path)
+
+    def _csv_rows(self, path: Path) -> Iterator[Located]:
+        subject = subject_of_file(path)
+        first = True
+        columns: tuple[str, ...] = _CSV_COLUMNS
+        for line, values in read_csv_rows(path):
+            if first:
+                first = False
+                lowered = [v.strip().lower() for v in values]
+                if "question" in lowered and "answer" in lowered:
+                    columns = tuple(
+                        v.strip() if v.strip() in LETTERS else v.strip().lower() for v in values
+                    )
+                    continue
+            where = f"{path}:{line}"
+            if len(values) != len(columns):
+                yield Located(
+                    where, {}, f"{where}: expected {len(columns)} columns, found {len(values)}"
+                )
+                continue
+            raw = dict(zip(columns, values, strict=True))
+            row: Row = {
+                "question": raw.get("question"),
+                "choices": [raw.get(letter) for letter in LETTERS],
+                "answer": (raw.get("answer") or "").strip(),
+            }
+            if raw.get("id"):
+                row["id"] = raw["id"]
+            if subject:
+                row["subject"] = subject
+            yield Located(where, row)
+
+    def check_row(self, where: str, row: Row) -> Row:
+        field(where, row, "question", str)
+        choices = field(where, row, "choices", list)
+        if len(choices) != 4 or not all(isinstance(c, str) for c in choices):
+            raise DataError(f"{where}: choices: expected 4 strings, found {len(choices)} values")
+        answer = field(where, row, "answer", (str, int))
+        if isinstance(answer, int):
+            if not 0 <= answer < 4:
+                raise DataError(f"{where}: answer: index {answer} is not 0-3")
+            answer = LETTERS[answer]
+        elif answer.strip().upper() in LETTERS and len(answer.strip()) == 1:
+            answer = answer.strip().upper()
+        else:
+            raise DataError(f"{where}: answer: {answer!r} is not one of A, B, C, D")
+        out = dict(row, answer=answer, choices=list(choices))
+        subject = row.get("subject")
+        if not row.get("expert_role") and isinstance(subject, str) and subject.strip():
+            out["expert_role"] = "an expert in " + subject.strip().replace("_", " ")
+        return out
 
     def target_of(self, fields: Mapping[str, Any]) -> Any:
         return str(fields["answer"])
@@ -67,22 +113,15 @@ class MultipleChoiceTask(Task):
         }
 
     def parse(self, reply: str) -> str | None:
+        """Without the case, ``paper`` mode can only use the letter half of its rule."""
         if self.extraction == "paper":
-            return self._parse_paper(reply)
-        stated = _STATED.findall(reply)
-        if stated:
-            return str(stated[-1]).upper()
-        paren = _PAREN.findall(reply)
-        return str(paren[-1]).upper() if paren else None
+            return paper_mmlu(reply, [])
+        return robust_mmlu(reply)
 
-    def _parse_paper(self, reply: str) -> str | None:
-        # The reference's rule: the last "(X)" letter; a reply mentioning "combined answer"
-        # commits to none. (Option-text matching arrives with the full task issue.)
-        if "combined answer" in reply.lower():
-            return None
-        for match in reversed(_PAREN.findall(reply)):
-            return str(match).upper()
-        return None
+    def parse_case(self, reply: str, case: Case) -> str | None:
+        if self.extraction == "paper":
+            return paper_mmlu(reply, [str(c) for c in case.fields["choices"]])
+        return robust_mmlu(reply)
 
     def score(self, answer: str | None, case: Case) -> bool:
         return answer is not None and answer == case.target

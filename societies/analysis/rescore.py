@@ -1,0 +1,87 @@
+"""Re-parse and re-score a stored run under an extraction mode, without any model call.
+
+Every stored reply is read again by the task's parser and scored again; the run's recorded
+extraction mode becomes the new one, so that later analysis grades majority answers the
+same way as the individual ones.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from societies.store.db import RunStore, now
+from societies.tasks.base import Extraction, get_task_class
+
+
+@dataclass(frozen=True, slots=True)
+class RescoreSummary:
+    replies: int
+    changed_answers: int
+    unparsed_before: int
+    unparsed_after: int
+    correct_before: int
+    correct_after: int
+
+
+def rescore(store: RunStore, extraction: Extraction) -> RescoreSummary:
+    run = store.run_row()
+    if run is None:
+        raise ValueError(f"{store.path}: no run recorded")
+    config = json.loads(run["config_json"])
+    task = get_task_class(run["task"])(extraction, config["task"].get("options"))
+    cases = {
+        cid: task.case_from_stored(cid, idx, json.loads(fields))
+        for cid, idx, fields in store.con.execute("SELECT case_id, idx, fields_json FROM cases")
+    }
+    rows = store.con.execute(
+        "SELECT id, case_id, reply, answer, correct FROM calls "
+        "WHERE step = 'answer' AND reply IS NOT NULL"
+    ).fetchall()
+    updates = []
+    changed = unparsed_before = unparsed_after = correct_before = correct_after = 0
+    for call_id, case_id, reply, old_answer, old_correct in rows:
+        case = cases[case_id]
+        answer = task.parse_case(reply, case)
+        correct = int(task.score(answer, case))
+        changed += answer != old_answer
+        unparsed_before += old_answer is None
+        unparsed_after += answer is None
+        correct_before += bool(old_correct)
+        correct_after += correct
+        updates.append((answer, correct, extraction, call_id))
+    store.con.execute("BEGIN IMMEDIATE")
+    try:
+        store.con.executemany(
+            "UPDATE calls SET answer = ?, correct = ?, extraction = ? WHERE id = ?", updates
+        )
+        store.con.execute("UPDATE run SET extraction = ?, rescored_at = ?", (extraction, now()))
+    except BaseException:
+        store.con.execute("ROLLBACK")
+        raise
+    store.con.execute("COMMIT")
+    return RescoreSummary(
+        len(rows), changed, unparsed_before, unparsed_after, correct_before, correct_after
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UnparsedCell:
+    society: str
+    agent: int
+    round: int
+    unparsed: int
+    replies: int
+
+
+def unparsed_rates(store: RunStore) -> list[UnparsedCell]:
+    """Replies that commit to no answer, per society x agent x round (calls that returned a
+    reply only; failed and overflowing calls are outcomes of their own)."""
+    return [
+        UnparsedCell(*row)
+        for row in store.con.execute(
+            "SELECT society, agent, round, SUM(answer IS NULL), COUNT(*) FROM calls "
+            "WHERE step = 'answer' AND reply IS NOT NULL "
+            "GROUP BY society, agent, round ORDER BY society, agent, round"
+        )
+    ]
