@@ -163,3 +163,15 @@ def test_published_schema_is_current() -> None:
 
     published = (REPO / "experiments" / "schema.json").read_text(encoding="utf-8")
     assert published == experiment_schema(), "run: societies schema > experiments/schema.json"
+
+
+def test_resume_after_rescore_refuses_mixed_extraction(tmp_path: Path) -> None:
+    code, stderr, out = run_cli(tmp_path, GOOD)
+    assert code == 0, stderr
+    result = CliRunner().invoke(cli, ["rescore", str(out), "--extraction", "paper"])
+    assert result.exit_code == 0, result.stderr
+    code, stderr, _ = run_cli(tmp_path, GOOD)
+    assert code == 2
+    assert "extracted with 'paper'" in stderr
+    code, stderr, _ = run_cli(tmp_path, GOOD.replace("cases: 2", "cases: 2\n  extraction: paper"))
+    assert code == 0, stderr

@@ -31,6 +31,9 @@ def identity(plan: Plan) -> dict[str, Any]:
     for name in _EXTENDABLE:
         data.pop(name, None)
     data["task"].pop("cases", None)
+    # Extraction does not change any request; `societies rescore` may change it later, so it
+    # is checked against the run's current mode instead (see _check_or_create).
+    data["task"].pop("extraction", None)
     data.pop("tasks", None)
     data["task"]["data"] = plan.data.name  # which candidate was used
     return data
@@ -65,6 +68,13 @@ def _check_or_create(plan: Plan, store: RunStore) -> None:
             }
         )
     else:
+        if row["extraction"] != plan.task.extraction:
+            raise StoreError(
+                f"{plan.output}: the stored answers were extracted with '{row['extraction']}' "
+                f"rules and this experiment asks for '{plan.task.extraction}': set "
+                f"task.extraction: {row['extraction']}, or first run `societies rescore "
+                f"{plan.output} --extraction {plan.task.extraction}`"
+            )
         old = json.loads(row["identity_json"])
         if old != ident:
             changed = sorted(k for k in set(old) | set(ident) if old.get(k) != ident.get(k))
