@@ -99,9 +99,9 @@ def test_generators_are_seeded_and_deterministic() -> None:
 def test_data_inspect_and_validate(tmp_path: Path) -> None:
     good = REPO / "experiments" / "data" / "chess_generated.jsonl"
     code, out, err = _invoke("data", "inspect", str(good), "--task", "chess")
-    assert code == 0 and "20 cases for task chess" in out and "piece_square (20)" in out
+    assert code == 0 and "50 cases for task chess" in out and "piece_square (50)" in out
     code, out, err = _invoke("data", "validate", str(good), "--task", "chess")
-    assert code == 0 and "20 rows, 20 usable, 0 unusable" in out
+    assert code == 0 and "50 rows, 50 usable, 0 unusable" in out
     bad = tmp_path / "bad.jsonl"
     rows = [json.loads(x) for x in good.read_text().splitlines()[:3]]
     rows[1]["input"] = "e2e5 " + rows[1]["input"]
