@@ -1,0 +1,83 @@
+"""Significance tests, bootstrap intervals, Table 2 marks and the W column."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from societies.analysis import stats
+from societies.analysis.tables import _marks, all_debate, wins
+
+
+def test_bootstrap_is_reproducible_and_brackets_the_mean() -> None:
+    values = [1, 0, 1, 1, 0, 1, 0, 1, 1, 1]
+    low, high = stats.bootstrap_ci(values)
+    assert (low, high) == stats.bootstrap_ci(values)  # fixed seed
+    assert low < 0.7 < high and low >= 0 and high <= 1
+    assert stats.bootstrap_ci([1, 1, 1]) == (1.0, 1.0)
+    assert all(np.isnan(stats.bootstrap_ci([])))
+
+
+def test_one_way_anova_by_hand() -> None:
+    # means 2 and 5, grand mean 3.5: SSB = 2 * 3 * 1.5^2 = 13.5 (df 1), SSW = 2 + 2 (df 4)
+    out = stats.one_way({"a": np.array([1.0, 2, 3]), "b": np.array([4.0, 5, 6])})
+    assert out["F"] == pytest.approx(13.5)
+    assert out["levene_p"] == pytest.approx(1.0)  # identical spreads
+    assert out["groups"] == 2 and out["note"] == ""
+
+
+def test_one_way_uses_every_group_not_the_first_three() -> None:
+    groups = {
+        "a": np.array([1.0, 2, 3]),
+        "b": np.array([1.5, 2.5, 3.5]),
+        "c": np.array([1.0, 2.5, 3]),
+        "d": np.array([9.0, 10, 11]),  # only this one differs
+    }
+    out = stats.one_way(groups)
+    assert out["groups"] == 4
+    assert out["F"] == pytest.approx(sps.f_oneway(*groups.values()).statistic)
+    assert out["p"] < 0.001
+    first_three = sps.f_oneway(*list(groups.values())[:3])
+    assert first_three.pvalue > 0.5  # the reference's shortcut would have missed it
+
+
+def test_one_way_edge_cases() -> None:
+    one = stats.one_way({"a": np.array([1.0]), "b": np.array([2.0])})
+    assert np.isnan(one["F"]) and "more repeats" in one["note"]
+    flat = stats.one_way({"a": np.array([0.5, 0.5]), "b": np.array([0.5, 0.5])})
+    assert np.isnan(flat["F"]) and flat["note"] == "every observation equal"
+    unequal = stats.one_way(
+        {"a": np.array([0.0, 0.01, 0.0, 0.01]), "b": np.array([0.0, 5.0, 10.0, 1.0]),
+         "c": np.array([0.1, 0.11, 0.1, 0.12])}
+    )  # fmt: skip
+    assert unequal["levene_p"] < 0.05 and not np.isnan(unequal["AG_p"])
+
+
+def _by_repeat(rows: list[tuple[str, str, int, float]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["society", "strategy", "repeat", "accuracy"])
+    return frame.assign(run="r", task="t", round=3)
+
+
+def test_w_counts_society_repeats_at_least_as_good_as_all_debate() -> None:
+    by_repeat = _by_repeat(
+        [
+            ("s1", "000", 0, 0.5), ("s1", "000", 1, 0.6),
+            ("s1", "101", 0, 0.5), ("s1", "101", 1, 0.4),  # tie counts, loss does not
+            ("s2", "000", 0, 0.7), ("s2", "000", 1, 0.7),
+            ("s2", "101", 0, 0.8), ("s2", "101", 1, 0.9),
+        ]
+    )  # fmt: skip
+    table = wins(by_repeat).set_index("strategy")
+    assert table.loc["101", "W"] == 3 and table.loc["101", "W_of"] == 4
+    assert table.loc["000", "W"] == 4  # the baseline always ties itself
+    assert all_debate(["0", "00", "01", "000"]) == "000"
+    assert all_debate(["1", "10"]) is None
+
+
+def test_table2_marks_best_second_worst_with_ties() -> None:
+    assert _marks(pd.Series([0.5, 0.7, 0.6, 0.4])) == ["", "best", "second", "worst"]
+    assert _marks(pd.Series([0.7, 0.7, 0.6, 0.4])) == ["best", "best", "second", "worst"]
+    assert _marks(pd.Series([0.7, 0.4])) == ["best", "worst"]
+    assert _marks(pd.Series([0.5, 0.5])) == ["", ""]
