@@ -101,3 +101,18 @@ def self_consistency(votes: pd.DataFrame, costs: pd.DataFrame, ddof: int = 0) ->
     zero = zero[zero["strategy"] == zero.groupby(["run", "society"])["strategy"].transform("min")]
     cost = zero[["run", "task", "society", "study_per_case", "billed_per_case"]]
     return acc.merge(cost, on=["run", "task", "society"], how="left")
+
+
+def pareto_front(cost: np.ndarray, accuracy: np.ndarray) -> list[int]:
+    """Positions of the points no other point dominates: none is at most as costly and at
+    least as accurate with one of the two strictly better. Equal points are all kept."""
+    front = []
+    for i in range(len(cost)):
+        dominated = (
+            (cost <= cost[i])
+            & (accuracy >= accuracy[i])
+            & ((cost < cost[i]) | (accuracy > accuracy[i]))
+        )
+        if not dominated.any():
+            front.append(i)
+    return front

@@ -134,6 +134,11 @@ class Analysis:
         rest = [c for c in grid.columns if c not in order]
         return grid[order + rest].sort_values(order, ignore_index=True)
 
+    def society_order(self, run: str) -> list[str]:
+        """The run's societies in the order its experiment lists them."""
+        agents = self.agents[self.agents["run"] == run]
+        return list(dict.fromkeys(agents["society"]))
+
     def score(self, run: str, case_id: str, answer: str | None) -> bool:
         """The run's task scores a majority answer against the stored case."""
         info = self.runs[run]

@@ -81,17 +81,12 @@ def table2_long(analysis: Analysis) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _society_order(analysis: Analysis, run: str) -> list[str]:
-    agents = analysis.agents[analysis.agents["run"] == run]
-    return list(dict.fromkeys(agents["society"]))
-
-
 def table2_blocks(analysis: Analysis, long: pd.DataFrame | None = None) -> list[dict[str, object]]:
     """Per run: title, society columns and rows of (strategy, [(text, mark)...], W text)."""
     long = table2_long(analysis) if long is None else long
     blocks: list[dict[str, object]] = []
     for run, group in long.groupby("run", observed=True, sort=False):
-        societies = [s for s in _society_order(analysis, str(run)) if s in set(group["society"])]
+        societies = [s for s in analysis.society_order(str(run)) if s in set(group["society"])]
         rows = []
         for strategy, sub in group.groupby("strategy", observed=True, sort=True):
             by_soc = sub.set_index("society")
