@@ -64,7 +64,7 @@ def build_store(folder: Path, name: str, seed: int) -> int:
         for s in STRATEGIES
         for r in range(4)
     )
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for rep in range(REPEATS):
         for i in range(CASES):
             target = "ABCD"[i % 4]
