@@ -74,6 +74,7 @@ def accuracy_vs_round(analysis: Analysis) -> Figure:
         sub = acc[acc["run"] == run]
         for strategy, s in sub.groupby("strategy"):
             ax.plot(s["round"], s["mean"], marker="o", label=str(strategy))
+        ax.set_xticks(sorted(sub["round"].unique()))
         ax.set_xlabel("round")
         ax.set_ylabel("accuracy (mean over societies)")
         ax.set_title(_title(analysis, run))
@@ -92,6 +93,7 @@ def accuracy_vs_agents(analysis: Analysis) -> Figure:
     for run, sub in acc.groupby("run"):
         means = sub.groupby("size")["mean"].mean()
         ax.plot(means.index, means.to_numpy(), marker="o", label=_title(analysis, str(run)))
+        ax.set_xticks(sorted(acc["size"].unique()))
     ax.set_xlabel("agents in the society")
     ax.set_ylabel("accuracy (last round)")
     ax.set_ylim(0, 1)
@@ -138,6 +140,7 @@ def consensus_vs_round(analysis: Analysis) -> Figure:
         for society in analysis.society_order(run):
             s = sub[sub["society"] == society]
             ax.plot(s["round"], s["distinct_share"], marker="o", label=str(society))
+        ax.set_xticks(sorted(sub["round"].unique()))
         ax.set_xlabel("round")
         ax.set_ylabel("distinct answers / agents")
         ax.set_ylim(0, 1.05)
