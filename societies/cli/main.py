@@ -44,11 +44,12 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from societies.cli import report_cmd, run_cmd, schema_cmd
+    from societies.cli import import_cmd, report_cmd, run_cmd, schema_cmd
 
     cli.add_command(run_cmd.run)
     cli.add_command(schema_cmd.schema)
     cli.add_command(report_cmd.report)
+    cli.add_command(import_cmd.import_group)
 
 
 _register()
