@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -81,3 +83,21 @@ def test_table2_marks_best_second_worst_with_ties() -> None:
     assert _marks(pd.Series([0.7, 0.7, 0.6, 0.4])) == ["best", "best", "second", "worst"]
     assert _marks(pd.Series([0.7, 0.4])) == ["best", "worst"]
     assert _marks(pd.Series([0.5, 0.5])) == ["", ""]
+
+
+def test_accuracy_cis_equal_bootstrap_ci_of_each_cell() -> None:
+    rng = np.random.default_rng(1)
+    rows = []
+    cells: list[tuple[str, int]] = [("s", 12), ("t", 12), ("u", 7)]
+    for society, n in cells:
+        for case in range(n):
+            rows.append({"run": "r", "task": "t", "society": society, "strategy": "0",
+                         "round": 1, "repeat": 0, "case_id": f"c{case}",
+                         "correct": bool(rng.random() < 0.6), "complete": True})  # fmt: skip
+    votes = pd.DataFrame(rows)
+    cis: Any = stats.accuracy_cis(votes, resamples=500).set_index("society")
+    for name, group in votes.groupby("society"):
+        ordered = group.sort_values(["repeat", "case_id"])["correct"].to_numpy(dtype=float)
+        low, high = stats.bootstrap_ci(ordered, resamples=500)
+        assert cis.loc[name, "ci_low"] == pytest.approx(low)
+        assert cis.loc[name, "ci_high"] == pytest.approx(high)

@@ -41,6 +41,14 @@ def bootstrap_ci(
     return (float(low), float(high))
 
 
+def _resample_weights(n: int, resamples: int, seed: int) -> np.ndarray:
+    """How often each of n observations is drawn in each resample: the same draws as
+    ``bootstrap_ci`` makes, as a (resamples, n) count matrix."""
+    idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    flat = (idx + n * np.arange(resamples)[:, None]).ravel()
+    return np.bincount(flat, minlength=resamples * n).reshape(resamples, n).astype(float)
+
+
 def accuracy_cis(
     votes: pd.DataFrame,
     *,
@@ -49,16 +57,27 @@ def accuracy_cis(
     level: float = 0.95,
 ) -> pd.DataFrame:
     """A bootstrap CI for every accuracy cell: resampling its (repeat, case) outcomes, the
-    units the accuracy is a mean of. Every cell uses the same seed, hence the same resampling
-    indices when sizes agree, so the intervals are reproducible and comparable."""
-    done = votes[votes["complete"]]
-    rows: list[dict[str, Any]] = []
-    for key, group in done.groupby(CELL, observed=True, sort=True):
-        low, high = bootstrap_ci(
-            group["correct"].to_numpy(dtype=float), resamples=resamples, seed=seed, level=level
-        )
-        rows.append({**dict(zip(CELL, key, strict=True)), "ci_low": low, "ci_high": high})
-    return pd.DataFrame(rows, columns=[*CELL, "ci_low", "ci_high"])
+    units the accuracy is a mean of. Each cell gets exactly ``bootstrap_ci`` of its outcomes
+    in (repeat, case_id) order
+    (same seed, so cells of one size share their resampling draws: reproducible and
+    comparable). Cells of one size are done together as one matrix product."""
+    done = votes[votes["complete"]].sort_values([*CELL, "repeat", "case_id"])
+    grouped = done.groupby(CELL, observed=True, sort=True)["correct"]
+    sizes = grouped.size()
+    tail = (1 - level) / 2 * 100
+    parts = []
+    indexed = done.set_index(CELL)["correct"]
+    for n in sorted(int(v) for v in sizes.unique()):
+        keys = sizes.index[sizes.to_numpy() == n]
+        matrix = indexed.loc[keys].to_numpy(dtype=float).reshape(len(keys), n)
+        means = matrix @ _resample_weights(n, resamples, seed).T / n
+        low, high = np.percentile(means, [tail, 100 - tail], axis=1)
+        frame = keys.to_frame(index=False)
+        parts.append(frame.assign(ci_low=low, ci_high=high))
+    if not parts:
+        return pd.DataFrame(columns=[*CELL, "ci_low", "ci_high"])
+    out: pd.DataFrame = pd.concat(parts, ignore_index=True)
+    return out.sort_values(CELL, ignore_index=True)
 
 
 def one_way(groups: dict[str, np.ndarray], alpha: float = 0.05) -> dict[str, Any]:
