@@ -10,7 +10,7 @@ import pytest
 
 from societies.analysis import metrics
 from societies.analysis.accuracy import majority_vote
-from societies.analysis.cost import cost_per_agent, cost_table
+from societies.analysis.cost import cost_by_agent, cost_per_agent, cost_table
 from tests.analysis_grids import Spec, make_grid, scorer
 
 T = {"c1": "A", "c2": "B"}
@@ -241,3 +241,6 @@ def test_token_cost_study_definition_and_billed_total() -> None:
     assert table.loc[2, "billed_per_case"] == (30 + 100 + 250 + 400) + (40 + 110 + 260 + 420)
     assert table.loc[0, "study_per_case"] == 210
     assert table.loc[0, "billed_per_case"] == 280
+    agents: Any = cost_by_agent(per_agent).set_index(["round", "agent"])
+    assert agents.loc[(2, 1), "last_call_per_case"] == 420
+    assert agents.loc[(2, 1), "billed_per_case"] == 40 + 110 + 260 + 420

@@ -84,6 +84,13 @@ def cost_table(per_agent: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def cost_by_agent(per_agent: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and agent: mean per case of the agent's last call and of its billed calls."""
+    grouped = per_agent.groupby([*CELL, "agent"], observed=True)
+    out = grouped.agg(last_call_per_case=("last_call", "mean"), billed_per_case=("billed", "mean"))
+    return out.reset_index()
+
+
 def run_billed(calls: pd.DataFrame, value: str = "total_tokens") -> pd.DataFrame:
     """What each run and society really billed: every stored call once, by step."""
     out = calls.groupby(["run", "task", "society", "step"], observed=True)[value].sum()

@@ -180,6 +180,10 @@ class Analysis:
         return table
 
     @cached_property
+    def cost_by_agent(self) -> pd.DataFrame:
+        return cost_mod.cost_by_agent(self.cost_per_agent)
+
+    @cached_property
     def run_billed(self) -> pd.DataFrame:
         return cost_mod.run_billed(self.calls)
 
@@ -225,6 +229,7 @@ class Analysis:
             "accuracy_by_repeat": self.accuracy_by_repeat,
             "table2": table2_long(self),
             "cost": self.cost,
+            "cost_by_agent": self.cost_by_agent,
             "run_billed": self.run_billed,
             "self_consistency": self.self_consistency,
             "conformity": self.conformity,
