@@ -83,3 +83,23 @@ def test_transcript_browser_in_headless_chromium(report: Path, tmp_path: Path) -
         external = [u for u in page.requested_urls() if not u.startswith(("file:", "data:"))]
         assert external == []
     assert (shots / "report-transcript.png").stat().st_size > 10_000
+
+
+def test_script_json_cannot_break_out_of_its_element() -> None:
+    import json
+
+    from societies.report.render import script_json
+
+    hostile = {"r": "</script><script>alert(1)</script><!-- x"}
+    text = script_json(hostile)
+    assert "<" not in text
+    assert json.loads(text) == hostile
+
+
+def test_transcript_limits(quick_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "small.html"
+    args = ["report", str(quick_run), "-o", str(out), "--transcript-cases", "2"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    assert '"id":"qs-02"' in html and '"id":"qs-03"' not in html

@@ -24,9 +24,17 @@ from societies.cli.main import user_errors
     "--transcript-repeats", type=click.IntRange(min=0), default=1, show_default=True,
     help="Repeats whose transcripts the browser carries (0: none; keeps the file small).",
 )  # fmt: skip
+@click.option(
+    "--transcript-cases", type=click.IntRange(min=0),
+    help="Only the first N cases of each run in the transcript browser (default: all).",
+)  # fmt: skip
 @user_errors
 def report(
-    run_dirs: tuple[Path, ...], output: Path, export_dir: Path | None, transcript_repeats: int
+    run_dirs: tuple[Path, ...],
+    output: Path,
+    export_dir: Path | None,
+    transcript_repeats: int,
+    transcript_cases: int | None,
 ) -> None:
     """Write one self-contained HTML report of RUN_DIRS: summary, Table 2, figures, every
     metric table and a transcript browser."""
@@ -36,7 +44,9 @@ def report(
     from societies.report.render import write_report
 
     analysis = load_run(list(run_dirs))
-    write_report(analysis, output, transcript_repeats=transcript_repeats)
+    write_report(
+        analysis, output, transcript_repeats=transcript_repeats, transcript_cases=transcript_cases
+    )
     click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
     if export_dir is not None:
         written = export(analysis, export_dir) + save_figures(analysis, export_dir)

@@ -3,7 +3,8 @@
 The file is self-contained (figures as data URIs, data as inline JSON, plain inline JS and
 CSS, no external URL) so it can be mailed, archived with a paper, or opened offline. The
 transcript browser reads the messages straight from the stores; to keep the file small it
-carries the first ``transcript_repeats`` repeats of every case by default.
+carries the first ``transcript_repeats`` repeats (and, if given, the first
+``transcript_cases`` cases) of every run.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def _summary(analysis: Analysis) -> list[dict[str, Any]]:
     return rows
 
 
-def _transcripts(analysis: Analysis, repeats: int) -> dict[str, Any]:
+def _transcripts(analysis: Analysis, repeats: int, max_cases: int | None) -> dict[str, Any]:
     """The browser's data: per run, the cases, societies, strategies' nodes, every call's new
     prompt and reply, and the society's majority at each node."""
     out: dict[str, Any] = {"runs": []}
@@ -106,24 +107,23 @@ def _transcripts(analysis: Analysis, repeats: int) -> dict[str, Any]:
         persona: dict[str, list[Any]] = {}
         try:
             rows = store.con.execute(
-                "SELECT repeat, case_id, society, node, agent, step, pattern, messages_json, "
-                "reply, answer, correct, outcome, total_tokens FROM calls WHERE repeat < ? "
+                "SELECT repeat, case_id, society, node, agent, round, step, pattern, "
+                "messages_json, reply, answer, correct, outcome, total_tokens FROM calls "
+                "JOIN cases USING (case_id) WHERE repeat < ? AND idx < ? "
                 "ORDER BY repeat, case_id, society, node, agent",
-                (repeats,),
+                (repeats, len(info.cases) if max_cases is None else max_cases),
             )
-            for rep, case_id, society, node, agent, step, pattern, messages, reply, answer, \
-                    correct, outcome, tokens in rows:  # fmt: skip
+            for rep, case_id, society, node, agent, round_index, step, pattern, messages, \
+                    reply, answer, correct, outcome, tokens in rows:  # fmt: skip
                 msgs = json.loads(messages) if messages else []
                 prompt = msgs[-1]["content"] if msgs else ""
                 key = f"{rep}|{case_id}|{society}"
                 if step == "persona":
                     persona.setdefault(key, []).append([agent, prompt, reply])
                     continue
-                system = (
-                    msgs[0]["content"]
-                    if node == "" and msgs and msgs[0]["role"] == "system"
-                    else None
-                )
+                # A prompt set without a role-play turn puts the persona in a system message.
+                first = round_index == 0 and bool(msgs) and msgs[0]["role"] == "system"
+                system = msgs[0]["content"] if first else None
                 calls.setdefault(f"{key}|{node}", []).append(
                     {"g": agent, "p": prompt, "s": system, "r": reply, "a": answer,
                      "c": bool(correct), "o": outcome, "t": tokens, "k": pattern}
@@ -155,6 +155,7 @@ def _transcripts(analysis: Analysis, repeats: int) -> dict[str, Any]:
                 "cases": [
                     {"id": c.id, "target": _fmt(c.target)}
                     for c in sorted(info.cases.values(), key=lambda c: c.index)
+                    if max_cases is None or c.index < max_cases
                 ],
                 "societies": {
                     s: [
@@ -171,13 +172,18 @@ def _transcripts(analysis: Analysis, repeats: int) -> dict[str, Any]:
     return out
 
 
-def _script_json(data: Any) -> str:
-    """JSON safe inside a <script> element: no "</" can close it early."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+def script_json(data: Any) -> str:
+    """JSON safe inside a <script> element: with every "<" escaped, no reply can close the
+    element ("</script>") or open a comment ("<!--"); JSON.parse reads it back unchanged."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
 
 
 def render_report(
-    analysis: Analysis, *, transcript_repeats: int = 1, title: str | None = None
+    analysis: Analysis,
+    *,
+    transcript_repeats: int = 1,
+    transcript_cases: int | None = None,
+    title: str | None = None,
 ) -> str:
     """The whole report as one HTML string."""
     figures = render_figures(analysis, formats=("png",))
@@ -214,7 +220,9 @@ def render_report(
         table2=table2_blocks(analysis),
         tables={name: Markup(_html_table(t)) for name, t in tables.items()},
         images=images,
-        transcripts=Markup(_script_json(_transcripts(analysis, transcript_repeats))),
+        transcripts=Markup(
+            script_json(_transcripts(analysis, transcript_repeats, transcript_cases))
+        ),
     )
 
 
