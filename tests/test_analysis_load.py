@@ -65,3 +65,26 @@ def test_several_runs_at_once_and_exports(quick_run: Path, tmp_path: Path) -> No
 def test_load_run_refuses_a_directory_without_a_store(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no run store"):
         societies.load_run(tmp_path)
+
+
+def test_an_interrupted_run_leaves_incomplete_groups_out(quick_run: Path, tmp_path: Path) -> None:
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / "partial"
+    shutil.copytree(quick_run, copy)
+    con = sqlite3.connect(copy / "store.sqlite")
+    with con:
+        # agent 1's round-3 call of strategy 000 never made it, for one case
+        con.execute(
+            "DELETE FROM calls WHERE repeat = 0 AND case_id = 'qs-01' AND society = '3oc' "
+            "AND node = '000' AND agent = 1"
+        )
+    con.close()
+    analysis = societies.load_run(copy)
+    acc = analysis.accuracy.set_index(["society", "strategy", "round"])
+    assert acc.loc[("3oc", "000", 3), "n_cases"] == 11
+    assert acc.loc[("3oc", "001", 3), "n_cases"] == 12
+    missing = analysis.answers[analysis.answers["outcome"] == "missing"]
+    assert len(missing) == 1
+    assert len(analysis.behaviour_cases) == 4 * 8 * 6 * 2 - 1

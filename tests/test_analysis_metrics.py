@@ -244,3 +244,32 @@ def test_token_cost_study_definition_and_billed_total() -> None:
     agents: Any = cost_by_agent(per_agent).set_index(["round", "agent"])
     assert agents.loc[(2, 1), "last_call_per_case"] == 420
     assert agents.loc[(2, 1), "billed_per_case"] == 40 + 110 + 260 + 420
+
+
+def test_accuracy_of_two_and_ten_agent_societies() -> None:
+    spec: Spec = {
+        # 2 agents: agreement is needed for an answer.
+        ("two", "0", 0, "c1"): [["A", "B"], ["A", "A"]],  # tie (wrong), then A (right)
+        ("two", "0", 0, "c2"): [["B", None], [None, None]],  # tie, then no answer: wrong twice
+        # 10 agents: a plurality wins, a tie at the top does not.
+        ("ten", "0", 0, "c1"): [list("AAAABBBCCD"), list("AAABBBCCDD")],  # A, then tie
+        ("ten", "0", 0, "c2"): [[*"BBB", *[None] * 4, *"ACD"], list("BBBBBAAAAC")],  # None, B
+    }
+    by_repeat = metrics.accuracy_by_repeat(votes_of(make_grid(spec, T)))
+    acc = by_repeat.set_index(["society", "round"])["accuracy"]
+    assert acc[("two", 0)] == 0.0 and acc[("two", 1)] == 0.5
+    assert acc[("ten", 0)] == 0.5 and acc[("ten", 1)] == 0.5
+
+
+def test_context_exceeded_is_an_answer_slot_without_an_answer() -> None:
+    grid = make_grid({("s", "0", 0, "c1"): [["A", "A", "B"], ["A", None, None]]}, T)
+    grid.loc[(grid["round"] == 1) & (grid["agent"] > 0), "outcome"] = "context_exceeded"
+    votes = votes_of(grid).set_index("round")
+    assert votes.loc[1, "complete"]
+    assert votes.loc[1, "majority"] is None and not votes.loc[1, "correct"]  # None x2 wins
+
+
+def test_behaviour_of_a_two_agent_society() -> None:
+    spec = {("two", "00", 0, "c1"): [["A", "B"], ["A", "A"], ["B", "A"]]}  # 0 1 0: wavers
+    cases = metrics.behaviour(votes_of(make_grid(spec, T)))
+    assert cases["pattern"].tolist() == ["010"] and cases["category"].tolist() == ["wavers"]

@@ -101,3 +101,30 @@ def test_accuracy_cis_equal_bootstrap_ci_of_each_cell() -> None:
         low, high = stats.bootstrap_ci(ordered, resamples=500)
         assert cis.loc[name, "ci_low"] == pytest.approx(low)
         assert cis.loc[name, "ci_high"] == pytest.approx(high)
+
+
+def test_anova_tables_both_directions_over_every_group() -> None:
+    rows = []
+    accuracy = {
+        ("s1", "00"): [0.5, 0.6, 0.55], ("s1", "01"): [0.7, 0.8, 0.75],
+        ("s1", "10"): [0.6, 0.6, 0.65], ("s1", "11"): [0.9, 0.95, 0.9],
+        ("s2", "00"): [0.5, 0.5, 0.6], ("s2", "01"): [0.4, 0.45, 0.5],
+        ("s2", "10"): [0.6, 0.7, 0.65], ("s2", "11"): [0.5, 0.55, 0.6],
+    }  # fmt: skip
+    for (society, strategy), values in accuracy.items():
+        for repeat, value in enumerate(values):
+            rows.append(("r", "t", society, strategy, 2, repeat, value))
+    by_repeat = pd.DataFrame(
+        rows, columns=["run", "task", "society", "strategy", "round", "repeat", "accuracy"]
+    )
+    table = stats.anova_tables(by_repeat).set_index(["across", "fixed"])
+    s1 = [np.array(accuracy[("s1", s)]) for s in ("00", "01", "10", "11")]
+    assert table.loc[("strategy", "s1"), "groups"] == 4
+    assert table.loc[("strategy", "s1"), "F"] == pytest.approx(sps.f_oneway(*s1).statistic)
+    assert table.loc[("strategy", "s1"), "levene_p"] == pytest.approx(
+        sps.levene(*s1, center="median").pvalue
+    )
+    across = [np.array(accuracy[(s, "11")]) for s in ("s1", "s2")]
+    assert table.loc[("society", "11"), "groups"] == 2
+    assert table.loc[("society", "11"), "F"] == pytest.approx(sps.f_oneway(*across).statistic)
+    assert len(table) == 2 + 4  # one test per society, one per strategy
