@@ -88,3 +88,17 @@ def test_an_interrupted_run_leaves_incomplete_groups_out(quick_run: Path, tmp_pa
     missing = analysis.answers[analysis.answers["outcome"] == "missing"]
     assert len(missing) == 1
     assert len(analysis.behaviour_cases) == 4 * 8 * 6 * 2 - 1
+
+
+def test_a_run_of_an_unknown_task_is_one_clear_error(quick_run: Path, tmp_path: Path) -> None:
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / "other-task"
+    shutil.copytree(quick_run, copy)
+    con = sqlite3.connect(copy / "store.sqlite")
+    with con:
+        con.execute("UPDATE run SET task = 'chess-from-the-future'")
+    con.close()
+    with pytest.raises(StoreError, match="cannot score this run: unknown task"):
+        societies.load_run(copy)

@@ -55,7 +55,10 @@ def _read_run(path: Path, label: str | None, taken: set[str]) -> tuple[RunInfo, 
         if row is None:
             raise StoreError(f"{path}: the store holds no run")
         con = store.con
-        task_cls = get_task_class(row["task"])
+        try:
+            task_cls = get_task_class(row["task"])
+        except KeyError as exc:
+            raise StoreError(f"{path}: cannot score this run: {exc.args[0]}") from None
         config = json.loads(row["config_json"])
         task = task_cls(row["extraction"], (config.get("task") or {}).get("options"))
         cases = {
