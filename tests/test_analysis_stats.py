@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as sps
 
 from societies.analysis import stats
-from societies.analysis.tables import _marks, all_debate, wins
+from societies.analysis.tables import _marks, all_debate, wins, wins_by_society
 
 
 def test_bootstrap_is_reproducible_and_brackets_the_mean() -> None:
@@ -74,6 +74,9 @@ def test_w_counts_society_repeats_at_least_as_good_as_all_debate() -> None:
     table = wins(by_repeat).set_index("strategy")
     assert table.loc["101", "W"] == 3 and table.loc["101", "W_of"] == 4
     assert table.loc["000", "W"] == 4  # the baseline always ties itself
+    per: Any = wins_by_society(by_repeat).set_index(["society", "strategy"])
+    assert (per.loc[("s1", "101"), "W"], per.loc[("s1", "101"), "W_of"]) == (1, 2)
+    assert (per.loc[("s2", "101"), "W"], per.loc[("s2", "101"), "W_of"]) == (2, 2)
     assert all_debate(["0", "00", "01", "000"]) == "000"
     assert all_debate(["1", "10"]) is None
 

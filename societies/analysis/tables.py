@@ -25,31 +25,37 @@ def all_debate(strategies: list[str]) -> str | None:
     return max(found, key=len) if found else None
 
 
-def wins(by_repeat: pd.DataFrame) -> pd.DataFrame:
-    """``W`` per run and strategy: the (society, repeat) pairs in which the strategy's last-round
-    accuracy is at least the all-debate strategy's in the same society and repeat. ``W_of`` is
-    the number of pairs compared; runs without an all-debate strategy get no W."""
+def wins_by_society(by_repeat: pd.DataFrame) -> pd.DataFrame:
+    """Per run, society and strategy: ``W``, the repeats in which the strategy's last-round
+    accuracy is at least the all-debate strategy's (same society, same repeat), and ``W_of``,
+    the repeats compared. A run without an all-debate strategy has no rows."""
     last = by_repeat[by_repeat["round"] == by_repeat.groupby("run")["round"].transform("max")]
-    rows = []
+    columns = ["run", "society", "strategy", "W", "W_of"]
+    parts = []
     for run, group in last.groupby("run", observed=True):
         base_name = all_debate(sorted(group["strategy"].unique()))
         if base_name is None:
             continue
         keys = ["society", "repeat"]
-        base = group[group["strategy"] == base_name].set_index(keys)["accuracy"]
-        for strategy, sub in group.groupby("strategy", observed=True):
-            joined = (
-                sub.set_index(keys)["accuracy"].to_frame().join(base.rename("base"), how="inner")
-            )
-            rows.append(
-                {
-                    "run": run,
-                    "strategy": strategy,
-                    "W": int((joined["accuracy"] >= joined["base"] - 1e-12).sum()),
-                    "W_of": len(joined),
-                }
-            )
-    return pd.DataFrame(rows, columns=["run", "strategy", "W", "W_of"])
+        base = group[group["strategy"] == base_name].set_index(keys)["accuracy"].rename("base")
+        joined = group.join(base, on=keys, how="inner")
+        joined["W"] = joined["accuracy"] >= joined["base"] - 1e-12
+        counted = joined.groupby(["society", "strategy"], observed=True)["W"].agg(
+            W="sum", W_of="size"
+        )
+        parts.append(counted.reset_index().assign(run=run)[columns])
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    out: pd.DataFrame = pd.concat(parts, ignore_index=True)
+    return out
+
+
+def wins(by_repeat: pd.DataFrame) -> pd.DataFrame:
+    """Table 2's ``W`` per run and strategy: summed over societies, i.e. the (society, repeat)
+    pairs in which the strategy is at least as accurate as all-debate, out of ``W_of``."""
+    per_society = wins_by_society(by_repeat)
+    out = per_society.groupby(["run", "strategy"], observed=True)[["W", "W_of"]].sum()
+    return out.astype(int).reset_index()
 
 
 def _marks(values: pd.Series) -> list[str]:
@@ -70,13 +76,18 @@ def _marks(values: pd.Series) -> list[str]:
 
 
 def table2_long(analysis: Analysis) -> pd.DataFrame:
-    """Table 2 as a long table: run, task, strategy, society, mean, std, mark (and W)."""
+    """Table 2 as a long table: run, task, strategy, society, mean, std, mark, the society's
+    W (``W_society`` of ``W_society_of`` repeats) and the strategy's W over all societies."""
     acc = analysis.accuracy
     last = acc[acc["round"] == acc.groupby("run")["round"].transform("max")]
     out = last[["run", "task", "strategy", "society", "mean", "std", "n_repeats"]].copy()
     out["mark"] = ""
     for _, idx in out.groupby(["run", "society"], observed=True).groups.items():
         out.loc[idx, "mark"] = _marks(out.loc[idx, "mean"])
+    per_society = wins_by_society(analysis.accuracy_by_repeat).rename(
+        columns={"W": "W_society", "W_of": "W_society_of"}
+    )
+    out = out.merge(per_society, on=["run", "society", "strategy"], how="left")
     out = out.merge(wins(analysis.accuracy_by_repeat), on=["run", "strategy"], how="left")
     return out.reset_index(drop=True)
 
