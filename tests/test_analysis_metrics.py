@@ -124,6 +124,16 @@ def test_conformity_types_per_round_and_trait() -> None:
     assert r2_over["conformity_rate"] == pytest.approx(0.75)
 
 
+def test_conformity_leaves_out_turns_after_an_incomplete_round() -> None:
+    spec: Spec = {("s", "00", 0, "c1"): [["A", "A", "B"], ["A", "A", "A"], ["A", "A", "A"]]}
+    grid = make_grid(spec, T)
+    grid.loc[(grid["round"] == 1) & (grid["agent"] == 2), "outcome"] = "missing"
+    turns = metrics.conformity(grid)
+    # round 1: agents 0 and 1 (agent 2's own turn is missing); round 2: nothing, since the
+    # round-1 majority it would conform to is not known
+    assert sorted(zip(turns["round"], turns["agent"], strict=True)) == [(1, 0), (1, 1)]
+
+
 def test_conformity_two_and_ten_agents() -> None:
     spec: Spec = {
         # 2 agents never have a majority unless they already agree.

@@ -50,14 +50,33 @@ def clean_answers(values: Any) -> list[Any]:
     return [None if (v is None or (isinstance(v, float) and v != v)) else v for v in values]
 
 
-def _groups(df: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, list[np.ndarray]]:
-    """The distinct key rows of ``df`` and, per key row, the positions of its rows."""
-    codes = df.groupby(keys, sort=True, dropna=False, observed=True).ngroup().to_numpy()
-    order = np.argsort(codes, kind="stable")
-    bounds = np.flatnonzero(np.diff(codes[order])) + 1
-    positions = np.split(order, bounds) if len(order) else []
-    first = [int(p[0]) for p in positions]
-    return df.iloc[first][keys].reset_index(drop=True), positions
+class _Grouped:
+    """Rows of a frame gathered by key: ``heads`` (one row of keys per group, sorted) and, per
+    group, ``slice(i)`` of any per-row list put in group order by ``take``."""
+
+    def __init__(self, df: pd.DataFrame, keys: list[str]) -> None:
+        codes = df.groupby(keys, sort=True, dropna=False, observed=True).ngroup().to_numpy()
+        self.order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[self.order]
+        boundary = np.r_[True, np.diff(sorted_codes) != 0] if len(codes) else np.zeros(0, bool)
+        self.starts: list[int] = [int(i) for i in np.flatnonzero(boundary)]
+        self.ends = [*self.starts[1:], len(codes)]
+        self.heads = df.iloc[self.order[self.starts]][keys].reset_index(drop=True)
+
+    def take(self, values: Any) -> list[Any]:
+        return [values[i] for i in self.order]
+
+    def all(self, flags: np.ndarray) -> np.ndarray:
+        """Per group: whether every row's flag is set."""
+        if not self.starts:
+            return np.zeros(0, dtype=bool)
+        return np.minimum.reduceat(flags[self.order].astype(np.int8), self.starts).astype(bool)
+
+
+def _answered(df: pd.DataFrame) -> np.ndarray:
+    if "outcome" not in df:
+        return np.ones(len(df), dtype=bool)
+    return df["outcome"].isin(ANSWERED).to_numpy()
 
 
 def vote_table(answers: pd.DataFrame, score: Scorer, keys: Sequence[str] = GROUP) -> pd.DataFrame:
@@ -69,28 +88,20 @@ def vote_table(answers: pd.DataFrame, score: Scorer, keys: Sequence[str] = GROUP
     an outcome that gives it an answer slot; incomplete groups are a run still going or calls
     that failed for good, and the accuracy tables leave them out rather than score them wrong).
     """
-    keys = list(keys)
-    heads, positions = _groups(answers, keys)
-    values = clean_answers(answers["answer"].to_numpy(dtype=object))
-    outcome = (
-        answers["outcome"].to_numpy(dtype=object)
-        if "outcome" in answers
-        else np.full(len(answers), "ok", dtype=object)
-    )
+    groups = _Grouped(answers, list(keys))
+    values = groups.take(clean_answers(answers["answer"].to_numpy(dtype=object)))
     majority: list[str | None] = []
-    n_agents: list[int] = []
     n_distinct: list[int] = []
-    complete: list[bool] = []
-    for pos in positions:
-        votes = [values[i] for i in pos]
+    for start, end in zip(groups.starts, groups.ends, strict=True):
+        votes = values[start:end]
         majority.append(majority_vote(votes))
-        n_agents.append(len(votes))
         n_distinct.append(len(set(votes)))
-        complete.append(all(outcome[i] in ANSWERED for i in pos))
-    out = heads.assign(
-        n_agents=n_agents, majority=pd.Series(majority, dtype=object), n_distinct=n_distinct
+    out = groups.heads.assign(
+        n_agents=np.subtract(groups.ends, groups.starts),
+        majority=pd.Series(majority, dtype=object),
+        n_distinct=n_distinct,
     )
-    out["complete"] = complete
+    out["complete"] = groups.all(_answered(answers))
     run_col = out["run"].to_numpy(dtype=object) if "run" in out else [""] * len(out)
     cache: dict[tuple[Any, Any, Any], bool] = {}
     correct = []
@@ -150,15 +161,17 @@ def conformity(answers: pd.DataFrame, debate: str = "debate") -> pd.DataFrame:
     after: T→F, F→T, T→T or F→F (so T→T includes an agent that keeps a correct majority answer).
     A round-r answer of ``None`` never conforms. Turns are counted per strategy, as the study
     counted them from one result file per strategy: a debate node shared by several strategies
-    counts once for each. Rows whose round r-1 or r group is incomplete are left out.
+    counts once for each. A turn whose own call has no answer slot (not stored, or failed) or
+    whose round r-1 group is incomplete is left out: what it conformed to is unknown.
     """
     cols = [*GROUP, "agent", "answer", "correct"]
     prev = answers[cols].copy()
     prev["round"] = prev["round"] + 1
-    heads, positions = _groups(prev, GROUP)
-    values = clean_answers(prev["answer"].to_numpy(dtype=object))
-    sets = [majority_set([values[i] for i in pos]) for pos in positions]
-    heads["majority_prev"] = pd.Series(sets, dtype=object)
+    groups = _Grouped(prev, GROUP)
+    values = groups.take(clean_answers(prev["answer"].to_numpy(dtype=object)))
+    sets = [majority_set(values[a:b]) for a, b in zip(groups.starts, groups.ends, strict=True)]
+    heads = groups.heads.assign(majority_prev=pd.Series(sets, dtype=object))
+    heads = heads[groups.all(_answered(answers))]
     turns = answers[answers["pattern"] == debate]
     if "outcome" in answers:
         turns = turns[turns["outcome"].isin(ANSWERED)]
