@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from societies.analysis.metrics import Scorer
+
 #: (society, strategy, repeat, case_id) -> per round, each agent's answer.
 Spec = Mapping[tuple[str, str, int, str], Sequence[Sequence[str | None]]]
 
@@ -47,7 +49,9 @@ def make_grid(
     return grid
 
 
-def scorer(targets: Mapping[str, str]):  # type: ignore[no-untyped-def]
+def scorer(targets: Mapping[str, str]) -> Scorer:
+    """Scores a majority answer against ``targets`` by case id, as a task's ``score`` would."""
+
     def score(run: str, case_id: str, answer: str | None) -> bool:
         return answer is not None and answer == targets[case_id]
 
