@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,30 @@ def shared_dir() -> Path:
 settings.register_profile("ci", derandomize=True, deadline=None)
 settings.register_profile("explore", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def make_quick_run(out: Path, repeats: int = 2, limit: int = 6) -> Path:
+    """The quickstart experiment on its first ``limit`` cases, ``repeats`` times, sim model."""
+    import asyncio
+
+    from societies.config.load import Overrides, load_plan
+    from societies.scheduler.session import open_store, run_plan
+
+    text = (REPO / "experiments" / "quickstart.yaml").read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^repeats: \d+$", f"repeats: {repeats}", text)
+    text = text.replace("data: data/", f"data: {REPO / 'experiments' / 'data'}/")
+    source = out.parent / f"{out.name}.yaml"
+    source.write_text(text, encoding="utf-8")
+    plan = load_plan(source, Overrides(out=out, limit=limit))
+    store = open_store(plan)
+    try:
+        asyncio.run(run_plan(plan, store, argv=[]))
+    finally:
+        store.close()
+    return out
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small quickstart run shared by the analysis and report tests (read it, never write)."""
+    return make_quick_run(tmp_path_factory.mktemp("runs") / "quick")

@@ -44,12 +44,21 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from societies.cli import data_cmd, rescore_cmd, run_cmd, schema_cmd
+    from societies.cli import (
+        data_cmd,
+        import_cmd,
+        report_cmd,
+        rescore_cmd,
+        run_cmd,
+        schema_cmd,
+    )
 
     cli.add_command(run_cmd.run)
     cli.add_command(schema_cmd.schema)
     cli.add_command(data_cmd.data)
     cli.add_command(rescore_cmd.rescore)
+    cli.add_command(report_cmd.report)
+    cli.add_command(import_cmd.import_group)
 
 
 _register()

@@ -1,0 +1,125 @@
+"""Token cost, the study's way and the billed way, and the self-consistency baseline.
+
+Two numbers answer two questions. The study's cost of a case is, for a strategy, the sum over
+agents of the total tokens (prompt + completion) of each agent's *last* call: since every call
+re-sends the whole conversation, the last call's prompt is roughly everything the agent read.
+The billed cost is what a provider charges: every call of the strategy's path (the role-play
+turn, round 0, every round up to r), each re-sending the conversation. Both are given per
+strategy as if it ran alone; the run itself shares round prefixes between strategies, and what
+it really billed is ``run_billed`` (every stored call once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from societies.analysis.metrics import CASE, CELL, accuracy_by_repeat, accuracy_summary
+
+#: Price of a model in dollars per million tokens: ``{"prompt": .., "completion": ..}`` and
+#: optionally ``"cached"`` (cached prompt tokens; default: the prompt price).
+Prices = Mapping[str, Mapping[str, float]]
+
+
+def call_usd(calls: pd.DataFrame, prices: Prices) -> pd.Series:
+    """Dollars of each call from its model's price; NaN for a model the table lacks. A price
+    key matches the model the call reports, or ``backend:model``."""
+    usd = pd.Series(np.nan, index=calls.index, dtype=float)
+    qualified = calls["backend"].astype(str) + ":" + calls["model"].astype(str)
+    for model, price in prices.items():
+        rows = (calls["model"] == model) | (qualified == model)
+        if not rows.any():
+            continue
+        prompt, completion = float(price["prompt"]), float(price["completion"])
+        cached_price = float(price.get("cached", prompt))
+        sub = calls.loc[rows]
+        cached = sub["cached_tokens"].astype(float)
+        usd.loc[rows] = (
+            (sub["prompt_tokens"] - cached) * prompt
+            + cached * cached_price
+            + sub["completion_tokens"] * completion
+        ) / 1e6
+    return usd
+
+
+def cost_per_agent(
+    answers: pd.DataFrame, persona: pd.DataFrame, value: str = "total_tokens"
+) -> pd.DataFrame:
+    """Per strategy, round and agent: ``last_call`` (``value`` of the agent's call at that
+    round) and ``billed`` (its calls of rounds 0..r plus its role-play call, if any).
+
+    ``answers`` carries ``value`` per row; ``persona`` has one row per role-play call with
+    ``run, repeat, case_id, society, agent`` and ``value`` (empty when the prompt set asks no
+    role-play turn). A call with no reply counts its recorded tokens (usually 0).
+    """
+    cols = [*CASE, "round", "agent", value]
+    out = answers[cols].sort_values([*CASE, "agent", "round"])
+    out = out.rename(columns={value: "last_call"})
+    out["last_call"] = out["last_call"].astype(float).fillna(0.0)
+    out["billed"] = out.groupby([*CASE, "agent"], observed=True)["last_call"].cumsum()
+    if len(persona):
+        keys = ["run", "repeat", "case_id", "society", "agent"]
+        extra = persona.groupby(keys, observed=True)[value].sum().rename("persona")
+        out = out.merge(extra.reset_index(), on=keys, how="left")
+        out["billed"] += out["persona"].astype(float).fillna(0.0)
+        out = out.drop(columns=["persona"])
+    return out.reset_index(drop=True)
+
+
+def cost_table(per_agent: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: mean per case of the study's cost and of the billed cost, and their sums over
+    every case and repeat."""
+    per_case = per_agent.groupby([*CASE, "round"], observed=True)[["last_call", "billed"]].sum()
+    per_case = per_case.rename(columns={"last_call": "study"}).reset_index()
+    grouped = per_case.groupby(CELL, observed=True)
+    out = grouped.agg(
+        study_per_case=("study", "mean"),
+        billed_per_case=("billed", "mean"),
+        study_total=("study", "sum"),
+        billed_total=("billed", "sum"),
+        n=("study", "size"),
+    )
+    return out.reset_index()
+
+
+def cost_by_agent(per_agent: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and agent: mean per case of the agent's last call and of its billed calls."""
+    grouped = per_agent.groupby([*CELL, "agent"], observed=True)
+    out = grouped.agg(last_call_per_case=("last_call", "mean"), billed_per_case=("billed", "mean"))
+    return out.reset_index()
+
+
+def run_billed(calls: pd.DataFrame, value: str = "total_tokens") -> pd.DataFrame:
+    """What each run and society really billed: every stored call once, by step."""
+    out = calls.groupby(["run", "task", "society", "step"], observed=True)[value].sum()
+    return out.unstack("step", fill_value=0).reset_index().rename_axis(columns=None)
+
+
+def self_consistency(votes: pd.DataFrame, costs: pd.DataFrame, ddof: int = 0) -> pd.DataFrame:
+    """The self-consistency baseline: the majority of the agents' round-0 answers, before any
+    collaboration. Round 0 is shared by every strategy, so one strategy's row is taken per
+    case. Its cost is the round-0 cost (study and billed) of the same table."""
+    first = votes[votes["round"] == 0]
+    one = first[first["strategy"] == first.groupby(["run", "society"])["strategy"].transform("min")]
+    acc = accuracy_summary(accuracy_by_repeat(one), ddof=ddof).drop(columns=["strategy", "round"])
+    zero = costs[costs["round"] == 0]
+    zero = zero[zero["strategy"] == zero.groupby(["run", "society"])["strategy"].transform("min")]
+    cost = zero[["run", "task", "society", "study_per_case", "billed_per_case"]]
+    return acc.merge(cost, on=["run", "task", "society"], how="left")
+
+
+def pareto_front(cost: np.ndarray, accuracy: np.ndarray) -> list[int]:
+    """Positions of the points no other point dominates: none is at most as costly and at
+    least as accurate with one of the two strictly better. Equal points are all kept."""
+    front = []
+    for i in range(len(cost)):
+        dominated = (
+            (cost <= cost[i])
+            & (accuracy >= accuracy[i])
+            & ((cost < cost[i]) | (accuracy > accuracy[i]))
+        )
+        if not dominated.any():
+            front.append(i)
+    return front

@@ -1,0 +1,248 @@
+"""The report's figures (matplotlib's Agg canvas, no pyplot), each from one metric table.
+
+Every function takes an :class:`Analysis` and returns a Figure; ``save_figures`` writes PNG
+and SVG. One panel per run: a run holds one task, so a panel is a task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from societies.analysis.cost import pareto_front
+from societies.analysis.metrics import BEHAVIOURS, CONFORMITY_TYPES
+
+if TYPE_CHECKING:
+    from societies.analysis.load import Analysis
+
+_COLORS = {"T→F": "#d62728", "F→T": "#2ca02c", "T→T": "#1f77b4", "F→F": "#7f7f7f"}
+_BEHAVIOUR_COLORS = ["#2ca02c", "#d62728", "#ff7f0e", "#1f77b4", "#7f7f7f"]
+
+
+def _panels(n: int, width: float = 5.0, height: float = 3.4) -> tuple[Figure, list[Any]]:
+    # Figures are built without pyplot: no global state, no GUI backend, always Agg.
+    fig = Figure(figsize=(width * max(n, 1), height))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, max(n, 1), squeeze=False)
+    return fig, list(axes[0])
+
+
+def _last_round(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["round"] == table.groupby("run")["round"].transform("max")]
+
+
+def _title(analysis: Analysis, run: str) -> str:
+    info = analysis.runs[run]
+    return run if info.task_name in run else f"{run} ({info.task_name})"
+
+
+def accuracy_by_strategy(analysis: Analysis) -> Figure:
+    """Last-round accuracy per strategy, one bar per society, std over repeats as error bars."""
+    acc = _last_round(analysis.accuracy)
+    runs = list(analysis.runs)
+    fig, axes = _panels(len(runs), width=6.0)
+    for ax, run in zip(axes, runs, strict=False):
+        sub = acc[acc["run"] == run]
+        strategies = sorted(sub["strategy"].unique())
+        societies = [s for s in analysis.society_order(run) if s in set(sub["society"])]
+        width = 0.8 / max(len(societies), 1)
+        x = np.arange(len(strategies))
+        for i, society in enumerate(societies):
+            s = sub[sub["society"] == society].set_index("strategy").reindex(strategies)
+            ax.bar(x + i * width, s["mean"], width, yerr=s["std"], label=society, capsize=2)
+        ax.set_xticks(x + width * (len(societies) - 1) / 2, strategies, rotation=45)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("accuracy (majority vote)")
+        ax.set_title(_title(analysis, run))
+        ax.legend(fontsize=7, ncols=2)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_round(analysis: Analysis) -> Figure:
+    """Accuracy by round, one line per strategy, averaged over societies."""
+    acc = analysis.accuracy.groupby(["run", "strategy", "round"], as_index=False)["mean"].mean()
+    runs = list(analysis.runs)
+    fig, axes = _panels(len(runs))
+    for ax, run in zip(axes, runs, strict=False):
+        sub = acc[acc["run"] == run]
+        for strategy, s in sub.groupby("strategy"):
+            ax.plot(s["round"], s["mean"], marker="o", label=str(strategy))
+        ax.set_xticks(sorted(sub["round"].unique()))
+        ax.set_xlabel("round")
+        ax.set_ylabel("accuracy (mean over societies)")
+        ax.set_title(_title(analysis, run))
+        ax.legend(fontsize=7, ncols=2)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_agents(analysis: Analysis) -> Figure:
+    """Last-round accuracy against society size, averaged over strategies and societies of a
+    size; one line per run."""
+    sizes = analysis.agents.groupby(["run", "society"], as_index=False).size()
+    acc = _last_round(analysis.accuracy).merge(sizes, on=["run", "society"])
+    fig, axes = _panels(1, width=5.5)
+    ax = axes[0]
+    for run, sub in acc.groupby("run"):
+        means = sub.groupby("size")["mean"].mean()
+        ax.plot(means.index, means.to_numpy(), marker="o", label=_title(analysis, str(run)))
+        ax.set_xticks(sorted(acc["size"].unique()))
+    ax.set_xlabel("agents in the society")
+    ax.set_ylabel("accuracy (last round)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def conformity_by_round(analysis: Analysis) -> Figure:
+    """Conforming debate turns per round as a share of debate turns, stacked by type."""
+    table = analysis.conformity.groupby(["run", "round"], as_index=False)[
+        ["debate_turns", *CONFORMITY_TYPES]
+    ].sum()
+    runs = list(analysis.runs)
+    fig, axes = _panels(len(runs), width=4.5)
+    for ax, run in zip(axes, runs, strict=False):
+        sub = table[table["run"] == run]
+        bottom = np.zeros(len(sub))
+        turns = sub["debate_turns"].to_numpy(dtype=float)
+        for kind in CONFORMITY_TYPES:
+            share = np.divide(sub[kind].to_numpy(dtype=float), turns, where=turns > 0,
+                              out=np.zeros_like(turns))  # fmt: skip
+            ax.bar(sub["round"], share, bottom=bottom, color=_COLORS[kind], label=kind)
+            bottom += share
+        ax.set_xticks(sub["round"])
+        ax.set_xlabel("debate round")
+        ax.set_ylabel("share of debate turns")
+        ax.set_ylim(0, 1)
+        ax.set_title(_title(analysis, run))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def consensus_vs_round(analysis: Analysis) -> Figure:
+    """Distinct answers as a share of agents, by round, one line per society."""
+    table = analysis.consensus.groupby(["run", "society", "round"], as_index=False)[
+        "distinct_share"
+    ].mean()
+    runs = list(analysis.runs)
+    fig, axes = _panels(len(runs), width=4.5)
+    for ax, run in zip(axes, runs, strict=False):
+        sub = table[table["run"] == run]
+        for society in analysis.society_order(run):
+            s = sub[sub["society"] == society]
+            ax.plot(s["round"], s["distinct_share"], marker="o", label=str(society))
+        ax.set_xticks(sorted(sub["round"].unique()))
+        ax.set_xlabel("round")
+        ax.set_ylabel("distinct answers / agents")
+        ax.set_ylim(0, 1.05)
+        ax.set_title(_title(analysis, run))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def behaviour_categories(analysis: Analysis) -> Figure:
+    """Share of cases per answer-change category, per strategy (over societies)."""
+    table = analysis.behaviour.groupby(["run", "strategy"], as_index=False)[
+        [*BEHAVIOURS, "n_cases"]
+    ].sum()
+    runs = list(analysis.runs)
+    fig, axes = _panels(len(runs), width=5.0)
+    for ax, run in zip(axes, runs, strict=False):
+        sub = table[table["run"] == run]
+        left = np.zeros(len(sub))
+        total = sub["n_cases"].to_numpy(dtype=float)
+        for kind, color in zip(BEHAVIOURS, _BEHAVIOUR_COLORS, strict=True):
+            share = sub[kind].to_numpy(dtype=float) / np.maximum(total, 1)
+            ax.barh(sub["strategy"], share, left=left, color=color, label=kind)
+            left += share
+        ax.set_xlabel("share of cases")
+        ax.set_xlim(0, 1)
+        ax.set_title(_title(analysis, run))
+    axes[-1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=3)
+    fig.tight_layout()
+    return fig
+
+
+def cost_vs_accuracy(analysis: Analysis) -> Figure:
+    """Last-round accuracy against the study's token cost per case, one point per strategy
+    (mean over societies); the strategies on the Pareto front (none cheaper and at least as
+    accurate) are ringed and joined."""
+    acc = _last_round(analysis.accuracy)
+    cost = _last_round(analysis.cost)
+    both = acc.merge(cost, on=["run", "task", "society", "strategy", "round"])
+    points = both.groupby(["run", "strategy"], as_index=False)[["mean", "study_per_case"]].mean()
+    runs = list(analysis.runs)
+    fig, axes = _panels(len(runs), width=4.8)
+    for ax, run in zip(axes, runs, strict=False):
+        sub = points[points["run"] == run].reset_index(drop=True)
+        ax.scatter(sub["study_per_case"], sub["mean"], color="#1f77b4")
+        for _, row in sub.iterrows():
+            ax.annotate(str(row["strategy"]), (row["study_per_case"], row["mean"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")  # fmt: skip
+        front = pareto_front(sub["study_per_case"].to_numpy(), sub["mean"].to_numpy())
+        f = sub.iloc[front].sort_values("study_per_case")
+        ax.plot(f["study_per_case"], f["mean"], color="#d62728", lw=1)
+        ax.scatter(f["study_per_case"], f["mean"], s=120, facecolors="none", edgecolors="#d62728",
+                   label="Pareto front")  # fmt: skip
+        ax.set_xlabel("tokens per case (study's cost)")
+        ax.set_ylabel("accuracy (last round)")
+        ax.set_title(_title(analysis, run))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+FIGURES: dict[str, Callable[[Analysis], Figure]] = {
+    "accuracy_by_strategy": accuracy_by_strategy,
+    "accuracy_vs_round": accuracy_vs_round,
+    "accuracy_vs_agents": accuracy_vs_agents,
+    "conformity_by_round": conformity_by_round,
+    "consensus_vs_round": consensus_vs_round,
+    "behaviour_categories": behaviour_categories,
+    "cost_vs_accuracy": cost_vs_accuracy,
+}
+
+
+def render(
+    analysis: Analysis, formats: tuple[str, ...] = ("png", "svg")
+) -> dict[str, dict[str, bytes]]:
+    """Every figure in every format, as bytes: {name: {format: data}}."""
+    import io
+
+    out: dict[str, dict[str, bytes]] = {}
+    for name, make in FIGURES.items():
+        fig = make(analysis)
+        out[name] = {}
+        for fmt in formats:
+            buf = io.BytesIO()
+            fig.savefig(
+                buf,
+                format=fmt,
+                dpi=110,
+                bbox_inches="tight",
+                metadata={"Date": None} if fmt == "svg" else None,
+            )
+            out[name][fmt] = buf.getvalue()
+    return out
+
+
+def save_figures(analysis: Analysis, folder: Path) -> list[Path]:
+    """Every figure as PNG and SVG in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, formats in render(analysis).items():
+        for fmt, data in formats.items():
+            path = folder / f"{name}.{fmt}"
+            path.write_bytes(data)
+            written.append(path)
+    return written

@@ -1,0 +1,261 @@
+"""``load_run``: one or several run stores as pandas DataFrames, with every metric table.
+
+Analysis reads only the store: the task is rebuilt from the run's recorded task name and its
+cases from the stored fields, so a run can be analysed on a machine that has neither its
+experiment file nor its data. Tables are computed on first use and kept.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from societies.analysis import cost as cost_mod
+from societies.analysis import metrics, stats
+from societies.errors import StoreError
+from societies.store.db import STORE_FILE, RunStore
+from societies.tasks.base import Case, Task, get_task_class
+
+_CALL_COLS = (
+    "repeat, case_id, society, node, agent, round, step, pattern, reply, answer, correct, "
+    "prompt_tokens, completion_tokens, total_tokens, cached_tokens, latency_ms, backend, model, "
+    "attempts, outcome"
+)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A loaded run: its label in every table's ``run`` column, and how to re-score it."""
+
+    label: str
+    path: Path
+    name: str
+    task_name: str
+    config: dict[str, Any]
+    task: Task
+    cases: dict[str, Case]
+    rounds: int
+
+
+def _store_path(path: Path) -> Path:
+    return path if path.is_file() else path / STORE_FILE
+
+
+def _read_run(path: Path, label: str | None, taken: set[str]) -> tuple[RunInfo, dict[str, Any]]:
+    store = RunStore(_store_path(path), readonly=True)
+    try:
+        row = store.run_row()
+        if row is None:
+            raise StoreError(f"{path}: the store holds no run")
+        con = store.con
+        try:
+            task_cls = get_task_class(row["task"])
+        except KeyError as exc:
+            raise StoreError(f"{path}: cannot score this run: {exc.args[0]}") from None
+        config = json.loads(row["config_json"])
+        task = task_cls(row["extraction"], (config.get("task") or {}).get("options"))
+        cases = {
+            cid: task.case_from_stored(cid, idx, json.loads(fields))
+            for cid, idx, fields in con.execute("SELECT case_id, idx, fields_json FROM cases")
+        }
+        frames = {
+            "calls": pd.read_sql_query(f"SELECT {_CALL_COLS} FROM calls", con),
+            "nodes": pd.read_sql_query("SELECT * FROM strategy_nodes", con),
+            "agents": pd.read_sql_query("SELECT * FROM agents", con),
+            "cases": pd.read_sql_query("SELECT case_id, idx FROM cases", con),
+        }
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: cannot read the run store ({exc})") from None
+    finally:
+        store.con.close()
+    name = label or str(row["name"])
+    if name in taken:
+        name = f"{name} ({path})"
+    rounds = int(frames["nodes"]["round"].max()) if len(frames["nodes"]) else 0
+    info = RunInfo(name, path, str(row["name"]), str(row["task"]), config, task, cases, rounds)
+    return info, frames
+
+
+class Analysis:
+    """Every table of one or several runs. DataFrame attributes are computed once, on use."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        *,
+        labels: Sequence[str] | None = None,
+        prices: cost_mod.Prices | None = None,
+        ddof: int = 0,
+    ) -> None:
+        if not paths:
+            raise ValueError("load_run needs at least one run directory")
+        self.prices = prices
+        self.ddof = ddof
+        self.runs: dict[str, RunInfo] = {}
+        parts: dict[str, list[pd.DataFrame]] = {"calls": [], "nodes": [], "agents": [], "cases": []}
+        for i, path in enumerate(paths):
+            info, frames = _read_run(Path(path), labels[i] if labels else None, set(self.runs))
+            self.runs[info.label] = info
+            for key, frame in frames.items():
+                parts[key].append(frame.assign(run=info.label, task=info.task_name))
+        calls, nodes, agents, cases = (pd.concat(parts[k], ignore_index=True) for k in parts)
+        self.agents: pd.DataFrame = agents
+        self.cases: pd.DataFrame = cases
+        calls = calls.merge(agents[["run", "society", "agent", "trait"]], how="left")
+        calls["answer"] = pd.Series(metrics.clean_answers(calls["answer"]), dtype=object)
+        if prices:
+            calls["usd"] = cost_mod.call_usd(calls, prices)
+        #: One row per stored model call (persona turns included).
+        self.calls: pd.DataFrame = calls
+        self._nodes = nodes
+
+    # -- grids ------------------------------------------------------------------------------
+    @cached_property
+    def answers(self) -> pd.DataFrame:
+        """repeat x case x society x strategy x round x agent, with the parsed answer, its
+        correctness and the call's tokens. An agent whose call is not stored has a row with
+        outcome ``missing`` and no answer, so incomplete groups can be told apart."""
+        slots = self._nodes.merge(self.agents[["run", "society", "agent", "trait"]], how="left")
+        keep = ["run", "repeat", "case_id", "society", "node", "agent", "pattern", "answer",
+                "correct", "outcome", "prompt_tokens", "completion_tokens", "total_tokens",
+                "model"]  # fmt: skip
+        if "usd" in self.calls:
+            keep.append("usd")
+        answer_calls = self.calls.loc[self.calls["step"] == "answer", keep]
+        grid = slots.merge(answer_calls, how="left")
+        grid["outcome"] = grid["outcome"].fillna("missing")
+        grid["correct"] = grid["correct"].fillna(0).astype(bool)
+        grid["answer"] = pd.Series(metrics.clean_answers(grid["answer"]), dtype=object)
+        order = ["run", "task", "repeat", "case_id", "society", "strategy", "round", "agent"]
+        rest = [c for c in grid.columns if c not in order]
+        return grid[order + rest].sort_values(order, ignore_index=True)
+
+    def society_order(self, run: str) -> list[str]:
+        """The run's societies in the order its experiment lists them."""
+        agents = self.agents[self.agents["run"] == run]
+        return list(dict.fromkeys(agents["society"]))
+
+    def score(self, run: str, case_id: str, answer: str | None) -> bool:
+        """The run's task scores a majority answer against the stored case."""
+        info = self.runs[run]
+        return bool(info.task.score(answer, info.cases[case_id]))
+
+    @cached_property
+    def votes(self) -> pd.DataFrame:
+        """One row per society answer (majority vote) — see ``metrics.vote_table``."""
+        return metrics.vote_table(self.answers, self.score)
+
+    # -- metric tables ----------------------------------------------------------------------
+    @cached_property
+    def accuracy_by_repeat(self) -> pd.DataFrame:
+        return metrics.accuracy_by_repeat(self.votes)
+
+    @cached_property
+    def accuracy(self) -> pd.DataFrame:
+        """Per society x strategy x round: mean ± std over repeats and a bootstrap 95% CI."""
+        summary = metrics.accuracy_summary(self.accuracy_by_repeat, ddof=self.ddof)
+        return summary.merge(stats.accuracy_cis(self.votes), on=metrics.CELL, how="left")
+
+    @cached_property
+    def cost_per_agent(self) -> pd.DataFrame:
+        persona = self.calls[self.calls["step"] == "persona"]
+        return cost_mod.cost_per_agent(self.answers, persona)
+
+    @cached_property
+    def cost(self) -> pd.DataFrame:
+        """Tokens per cell (study's and billed), and dollars when prices were given."""
+        table = cost_mod.cost_table(self.cost_per_agent)
+        if self.prices:
+            persona = self.calls[self.calls["step"] == "persona"]
+            usd = cost_mod.cost_table(cost_mod.cost_per_agent(self.answers, persona, "usd"))
+            usd = usd.rename(
+                columns={c: f"usd_{c}" for c in ("study_per_case", "billed_per_case",
+                                                  "study_total", "billed_total")}
+            ).drop(columns=["n"])  # fmt: skip
+            table = table.merge(usd, on=metrics.CELL, how="left")
+        return table
+
+    @cached_property
+    def cost_by_agent(self) -> pd.DataFrame:
+        return cost_mod.cost_by_agent(self.cost_per_agent)
+
+    @cached_property
+    def run_billed(self) -> pd.DataFrame:
+        return cost_mod.run_billed(self.calls)
+
+    @cached_property
+    def self_consistency(self) -> pd.DataFrame:
+        return cost_mod.self_consistency(self.votes, self.cost, ddof=self.ddof)
+
+    @cached_property
+    def conformity_turns(self) -> pd.DataFrame:
+        return metrics.conformity(self.answers)
+
+    @cached_property
+    def conformity(self) -> pd.DataFrame:
+        """Per run, society, round and trait: conforming debate turns by type."""
+        return metrics.conformity_table(self.conformity_turns)
+
+    @cached_property
+    def consensus(self) -> pd.DataFrame:
+        return metrics.consensus(self.votes)
+
+    @cached_property
+    def behaviour_cases(self) -> pd.DataFrame:
+        return metrics.behaviour(self.votes)
+
+    @cached_property
+    def behaviour(self) -> pd.DataFrame:
+        return metrics.behaviour_table(self.behaviour_cases)
+
+    @cached_property
+    def parse_failures(self) -> pd.DataFrame:
+        return metrics.parse_failures(self.calls)
+
+    @cached_property
+    def anova(self) -> pd.DataFrame:
+        return stats.anova_tables(self.accuracy_by_repeat)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Every metric table by name (what ``export`` writes and the report shows)."""
+        from societies.analysis.tables import table2_long
+
+        return {
+            "accuracy": self.accuracy,
+            "accuracy_by_repeat": self.accuracy_by_repeat,
+            "table2": table2_long(self),
+            "cost": self.cost,
+            "cost_by_agent": self.cost_by_agent,
+            "run_billed": self.run_billed,
+            "self_consistency": self.self_consistency,
+            "conformity": self.conformity,
+            "consensus": self.consensus,
+            "behaviour": self.behaviour,
+            "parse_failures": self.parse_failures,
+            "anova": self.anova,
+        }
+
+
+def load_run(
+    *paths: str | Path | Sequence[str | Path],
+    prices: Mapping[str, Mapping[str, float]] | None = None,
+    labels: Sequence[str] | None = None,
+    ddof: int = 0,
+) -> Analysis:
+    """Load one or several run directories (or store files): ``load_run("runs/a", "runs/b")``
+    or ``load_run(["runs/a", "runs/b"])``. ``prices`` (dollars per million tokens per model)
+    adds dollar columns to the cost table."""
+    flat: list[Path] = []
+    for p in paths:
+        if isinstance(p, str | Path):
+            flat.append(Path(p))
+        else:
+            flat.extend(Path(x) for x in p)
+    return Analysis(flat, labels=labels, prices=prices, ddof=ddof)

@@ -1,0 +1,187 @@
+"""The study's Table 2 layout, and exports of every table (CSV, Parquet, LaTeX, Markdown).
+
+Table 2: one block per run (one task each), a row per strategy, a column per society with the
+last round's accuracy as mean ± std over repeats, and the ``W`` column. In each society's
+column the best strategy is marked ``best``, the second ``second`` and the worst ``worst``
+(ties share a mark). Renderings: LaTeX ``\\textbf`` / ``\\underline`` / ``\\textit``,
+Markdown ``**best**`` / ``<u>second</u>`` / ``_worst_``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from societies.analysis.load import Analysis
+
+
+def all_debate(strategies: list[str]) -> str | None:
+    """The all-debate strategy ("000" for 3 rounds) if the run has it."""
+    found = [s for s in strategies if s and set(s) == {"0"}]
+    return max(found, key=len) if found else None
+
+
+def wins_by_society(by_repeat: pd.DataFrame) -> pd.DataFrame:
+    """Per run, society and strategy: ``W``, the repeats in which the strategy's last-round
+    accuracy is at least the all-debate strategy's (same society, same repeat), and ``W_of``,
+    the repeats compared. A run without an all-debate strategy has no rows."""
+    last = by_repeat[by_repeat["round"] == by_repeat.groupby("run")["round"].transform("max")]
+    columns = ["run", "society", "strategy", "W", "W_of"]
+    parts = []
+    for run, group in last.groupby("run", observed=True):
+        base_name = all_debate(sorted(group["strategy"].unique()))
+        if base_name is None:
+            continue
+        keys = ["society", "repeat"]
+        base = group[group["strategy"] == base_name].set_index(keys)["accuracy"].rename("base")
+        joined = group.join(base, on=keys, how="inner")
+        joined["W"] = joined["accuracy"] >= joined["base"] - 1e-12
+        counted = joined.groupby(["society", "strategy"], observed=True)["W"].agg(
+            W="sum", W_of="size"
+        )
+        parts.append(counted.reset_index().assign(run=run)[columns])
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    out: pd.DataFrame = pd.concat(parts, ignore_index=True)
+    return out
+
+
+def wins(by_repeat: pd.DataFrame) -> pd.DataFrame:
+    """Table 2's ``W`` per run and strategy: summed over societies, i.e. the (society, repeat)
+    pairs in which the strategy is at least as accurate as all-debate, out of ``W_of``."""
+    per_society = wins_by_society(by_repeat)
+    out = per_society.groupby(["run", "strategy"], observed=True)[["W", "W_of"]].sum()
+    return out.astype(int).reset_index()
+
+
+def _marks(values: pd.Series) -> list[str]:
+    ranked = sorted(set(np.round(values.dropna().to_numpy(dtype=float), 12)), reverse=True)
+    out = []
+    for v in np.round(values.to_numpy(dtype=float), 12):
+        if np.isnan(v) or len(ranked) < 2:
+            out.append("")
+        elif v == ranked[0]:
+            out.append("best")
+        elif v == ranked[-1]:
+            out.append("worst")
+        elif len(ranked) > 2 and v == ranked[1]:
+            out.append("second")
+        else:
+            out.append("")
+    return out
+
+
+def table2_long(analysis: Analysis) -> pd.DataFrame:
+    """Table 2 as a long table: run, task, strategy, society, mean, std, mark, the society's
+    W (``W_society`` of ``W_society_of`` repeats) and the strategy's W over all societies."""
+    acc = analysis.accuracy
+    last = acc[acc["round"] == acc.groupby("run")["round"].transform("max")]
+    out = last[["run", "task", "strategy", "society", "mean", "std", "n_repeats"]].copy()
+    out["mark"] = ""
+    for _, idx in out.groupby(["run", "society"], observed=True).groups.items():
+        out.loc[idx, "mark"] = _marks(out.loc[idx, "mean"])
+    per_society = wins_by_society(analysis.accuracy_by_repeat).rename(
+        columns={"W": "W_society", "W_of": "W_society_of"}
+    )
+    out = out.merge(per_society, on=["run", "society", "strategy"], how="left")
+    out = out.merge(wins(analysis.accuracy_by_repeat), on=["run", "strategy"], how="left")
+    return out.reset_index(drop=True)
+
+
+def table2_blocks(analysis: Analysis, long: pd.DataFrame | None = None) -> list[dict[str, object]]:
+    """Per run: title, society columns and rows of (strategy, [(text, mark)...], W text)."""
+    long = table2_long(analysis) if long is None else long
+    blocks: list[dict[str, object]] = []
+    for run, group in long.groupby("run", observed=True, sort=False):
+        societies = [s for s in analysis.society_order(str(run)) if s in set(group["society"])]
+        rows = []
+        for strategy, sub in group.groupby("strategy", observed=True, sort=True):
+            by_soc = sub.set_index("society")
+            cells = []
+            for society in societies:
+                if society not in by_soc.index:
+                    cells.append(("–", ""))
+                    continue
+                r = by_soc.loc[society]
+                cells.append((f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}", str(r["mark"])))
+            w = sub["W"].iloc[0]
+            w_text = "–" if pd.isna(w) else f"{int(w)}/{int(sub['W_of'].iloc[0])}"
+            rows.append((str(strategy), cells, w_text))
+        task = str(group["task"].iloc[0])
+        blocks.append({"run": str(run), "task": task, "societies": societies, "rows": rows})
+    return blocks
+
+
+_LATEX = {"best": "\\textbf{%s}", "second": "\\underline{%s}", "worst": "\\textit{%s}"}
+_MD = {"best": "**%s**", "second": "<u>%s</u>", "worst": "_%s_"}
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("\\", "\\textbackslash{}"), ("_", "\\_"), ("%", "\\%"), ("&", "\\&"),
+                 ("#", "\\#"), ("$", "\\$"), ("{", "\\{"), ("}", "\\}")):  # fmt: skip
+        text = text.replace(a, b)
+    return text
+
+
+def table2_latex(analysis: Analysis) -> str:
+    """Table 2 in LaTeX (booktabs), accuracy in percent."""
+    out = []
+    for block in table2_blocks(analysis):
+        societies = [str(s) for s in block["societies"]]  # type: ignore[attr-defined]
+        out.append(f"% {block['run']} ({block['task']}): last-round accuracy, mean ± std (%)")
+        out.append("\\begin{tabular}{l" + "r" * (len(societies) + 1) + "}")
+        out.append("\\toprule")
+        header = ["Strategy", *(_latex_escape(s) for s in societies), "W"]
+        out.append(" & ".join(header) + " \\\\")
+        out.append("\\midrule")
+        for strategy, cells, w in block["rows"]:  # type: ignore[attr-defined]
+            texts = [
+                (_LATEX[m] % t.replace("±", "$\\pm$")) if m else t.replace("±", "$\\pm$")
+                for t, m in cells
+            ]
+            out.append(" & ".join([_latex_escape(strategy), *texts, w]) + " \\\\")
+        out.append("\\bottomrule")
+        out.append("\\end{tabular}")
+        out.append("")
+    return "\n".join(out)
+
+
+def table2_markdown(analysis: Analysis) -> str:
+    """Table 2 in Markdown, one table per run."""
+    out = []
+    for block in table2_blocks(analysis):
+        societies = [str(s) for s in block["societies"]]  # type: ignore[attr-defined]
+        out.append(f"**{block['run']}** ({block['task']}): last-round accuracy, mean ± std (%)")
+        out.append("")
+        out.append("| Strategy | " + " | ".join(societies) + " | W |")
+        out.append("|---|" + "---:|" * (len(societies) + 1))
+        for strategy, cells, w in block["rows"]:  # type: ignore[attr-defined]
+            texts = [(_MD[m] % t) if m else t for t, m in cells]
+            out.append(f"| {strategy} | " + " | ".join(texts) + f" | {w} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def export(analysis: Analysis, folder: Path) -> list[Path]:
+    """Every table as CSV and Parquet, and Table 2 as LaTeX and Markdown, into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, table in analysis.tables().items():
+        for suffix in ("csv", "parquet"):
+            path = folder / f"{name}.{suffix}"
+            if suffix == "csv":
+                table.to_csv(path, index=False)
+            else:
+                table.to_parquet(path, index=False)
+            written.append(path)
+    for name, text in (
+        ("table2.tex", table2_latex(analysis)),
+        ("table2.md", table2_markdown(analysis)),
+    ):
+        (folder / name).write_text(text, encoding="utf-8")
+        written.append(folder / name)
+    return written

@@ -1,0 +1,1 @@
+"""Importers of other frameworks\x27 results into run stores."""

@@ -1,0 +1,104 @@
+"""``load_run`` on real stores: the grids match the store, and agree with ``accuracy_table``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import societies
+from societies.analysis.accuracy import accuracy_table
+from societies.analysis.tables import export, table2_latex, table2_markdown
+from societies.errors import StoreError
+from societies.store.db import RunStore
+from tests.conftest import make_quick_run
+
+
+def test_load_run_grids_have_one_row_per_slot(quick_run: Path) -> None:
+    analysis = societies.load_run(quick_run)
+    # 4 societies x 8 strategies x 4 rounds x 3 agents x 6 cases x 2 repeats
+    assert len(analysis.answers) == 4 * 8 * 4 * 3 * 6 * 2
+    assert len(analysis.calls) == 4 * 48 * 6 * 2
+    assert set(analysis.answers["outcome"]) == {"ok"}
+    assert len(analysis.votes) == 4 * 8 * 4 * 6 * 2
+    keys = ["society", "strategy", "round", "repeat", "case_id", "agent"]
+    assert not analysis.answers.duplicated(keys).any()
+
+
+def test_accuracy_agrees_with_the_run_summary(quick_run: Path) -> None:
+    analysis = societies.load_run(quick_run)
+    store = RunStore.for_run_dir(quick_run, readonly=True)
+    try:
+        cells = accuracy_table(store)
+    finally:
+        store.con.close()
+    pooled = (
+        analysis.votes[analysis.votes["complete"]]
+        .groupby(["society", "strategy", "round"])["correct"]
+        .mean()
+    )
+    for cell in cells:
+        assert pooled[(cell.society, cell.strategy, cell.round)] == pytest.approx(cell.accuracy)
+    acc = analysis.accuracy
+    assert (acc["ci_low"] <= acc["mean"] + 1e-9).all() and (
+        acc["mean"] <= acc["ci_high"] + 1e-9
+    ).all()
+
+
+def test_several_runs_at_once_and_exports(quick_run: Path, tmp_path: Path) -> None:
+    other = make_quick_run(tmp_path / "other", repeats=1, limit=3)
+    analysis = societies.load_run(
+        [quick_run, other], prices={"sim:default": {"prompt": 1.0, "completion": 2.0}}
+    )
+    assert set(analysis.accuracy["run"]) == {"quickstart", f"quickstart ({other})"}
+    assert analysis.cost["usd_billed_per_case"].gt(0).all()
+    written = export(analysis, tmp_path / "out")
+    names = {p.name for p in written}
+    for table in analysis.tables():
+        assert f"{table}.csv" in names and f"{table}.parquet" in names
+    back = pd.read_parquet(tmp_path / "out" / "accuracy.parquet")
+    assert len(back) == len(analysis.accuracy)
+    assert "\\textbf{" in table2_latex(analysis) and "**" in table2_markdown(analysis)
+
+
+def test_load_run_refuses_a_directory_without_a_store(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no run store"):
+        societies.load_run(tmp_path)
+
+
+def test_an_interrupted_run_leaves_incomplete_groups_out(quick_run: Path, tmp_path: Path) -> None:
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / "partial"
+    shutil.copytree(quick_run, copy)
+    con = sqlite3.connect(copy / "store.sqlite")
+    with con:
+        # agent 1's round-3 call of strategy 000 never made it, for one case
+        con.execute(
+            "DELETE FROM calls WHERE repeat = 0 AND case_id = 'qs-01' AND society = '3oc' "
+            "AND node = '000' AND agent = 1"
+        )
+    con.close()
+    analysis = societies.load_run(copy)
+    acc = analysis.accuracy.set_index(["society", "strategy", "round"])
+    assert acc.loc[("3oc", "000", 3), "n_cases"] == 11
+    assert acc.loc[("3oc", "001", 3), "n_cases"] == 12
+    missing = analysis.answers[analysis.answers["outcome"] == "missing"]
+    assert len(missing) == 1
+    assert len(analysis.behaviour_cases) == 4 * 8 * 6 * 2 - 1
+
+
+def test_a_run_of_an_unknown_task_is_one_clear_error(quick_run: Path, tmp_path: Path) -> None:
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / "other-task"
+    shutil.copytree(quick_run, copy)
+    con = sqlite3.connect(copy / "store.sqlite")
+    with con:
+        con.execute("UPDATE run SET task = 'chess-from-the-future'")
+    con.close()
+    with pytest.raises(StoreError, match="cannot score this run: unknown task"):
+        societies.load_run(copy)
