@@ -80,3 +80,40 @@ def test_presets_fall_back_to_the_project_data_without_shared(name: str, tmp_pat
     for plan in load_plans(file):
         assert plan.data.parent.name == "data"
         assert plan.cases
+
+
+def _made(run_dir: Path) -> list[int]:
+    import sqlite3
+
+    con = sqlite3.connect(run_dir / "store.sqlite")
+    try:
+        return [r[0] for r in con.execute("SELECT calls_made FROM invocations ORDER BY id")]
+    finally:
+        con.close()
+
+
+def test_reproduce_paper_runs_every_preset_and_writes_one_report(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from societies.cli.main import cli
+
+    out = tmp_path / "paper"
+    result = CliRunner().invoke(
+        cli, ["reproduce", "paper", "--limit", "1", "--out", str(out), "--quiet"]
+    )
+    assert result.exit_code == 0, result.stderr
+    runs = sorted(p.parent.relative_to(out).as_posix() for p in out.rglob("store.sqlite"))
+    assert runs == [
+        "agents", "alternatives/chess", "alternatives/math", "alternatives/mmlu",
+        "main/chess", "main/math", "main/mmlu", "rounds",
+    ]  # fmt: skip
+    html = (out / "report.html").read_text(encoding="utf-8")
+    for name in ("paper-main-mmlu", "paper-rounds", "paper-agents", "paper-alternatives-chess"):
+        assert name in html
+    # Run again: everything is stored, nothing is asked twice.
+    again = CliRunner().invoke(
+        cli, ["reproduce", "paper", "--limit", "1", "--out", str(out), "--quiet",
+              "--only", "alternatives"],
+    )  # fmt: skip
+    assert again.exit_code == 0, again.stderr
+    assert _made(out / "alternatives" / "mmlu") == [240, 0]

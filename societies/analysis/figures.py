@@ -25,12 +25,36 @@ _COLORS = {"T→F": "#d62728", "F→T": "#2ca02c", "T→T": "#1f77b4", "F→F": 
 _BEHAVIOUR_COLORS = ["#2ca02c", "#d62728", "#ff7f0e", "#1f77b4", "#7f7f7f"]
 
 
+_MAX_COLUMNS = 3
+
+
 def _panels(n: int, width: float = 5.0, height: float = 3.4) -> tuple[Figure, list[Any]]:
+    """One panel per run, at most three to a row, so that many runs stay readable."""
     # Figures are built without pyplot: no global state, no GUI backend, always Agg.
-    fig = Figure(figsize=(width * max(n, 1), height))
+    n = max(n, 1)
+    cols = min(n, _MAX_COLUMNS)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(width * cols, height * rows))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, max(n, 1), squeeze=False)
-    return fig, list(axes[0])
+    grid = [ax for row in fig.subplots(rows, cols, squeeze=False) for ax in row]
+    for spare in grid[n:]:
+        spare.set_visible(False)
+    return fig, grid[:n]
+
+
+_MAX_LEGEND = 12
+
+
+def _legend(ax: Any, **kwargs: Any) -> None:
+    """A legend only while it stays readable: a run with dozens of societies (the agents
+    preset has 42) gets a note instead of a legend that would swallow the panel."""
+    handles, labels = ax.get_legend_handles_labels()
+    if len(labels) <= _MAX_LEGEND:
+        ax.legend(handles, labels, fontsize=7, **kwargs)
+    else:
+        ax.text(
+            0.01, 0.01, f"{len(labels)} series (legend omitted)", fontsize=7, transform=ax.transAxes
+        )
 
 
 def _last_round(table: pd.DataFrame) -> pd.DataFrame:
@@ -60,7 +84,7 @@ def accuracy_by_strategy(analysis: Analysis) -> Figure:
         ax.set_ylim(0, 1)
         ax.set_ylabel("accuracy (majority vote)")
         ax.set_title(_title(analysis, run))
-        ax.legend(fontsize=7, ncols=2)
+        _legend(ax, ncols=2)
     fig.tight_layout()
     return fig
 
@@ -78,7 +102,7 @@ def accuracy_vs_round(analysis: Analysis) -> Figure:
         ax.set_xlabel("round")
         ax.set_ylabel("accuracy (mean over societies)")
         ax.set_title(_title(analysis, run))
-        ax.legend(fontsize=7, ncols=2)
+        _legend(ax, ncols=2)
     fig.tight_layout()
     return fig
 
@@ -97,7 +121,7 @@ def accuracy_vs_agents(analysis: Analysis) -> Figure:
     ax.set_xlabel("agents in the society")
     ax.set_ylabel("accuracy (last round)")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=7)
+    _legend(ax)
     fig.tight_layout()
     return fig
 
@@ -123,7 +147,7 @@ def conformity_by_round(analysis: Analysis) -> Figure:
         ax.set_ylabel("share of debate turns")
         ax.set_ylim(0, 1)
         ax.set_title(_title(analysis, run))
-        ax.legend(fontsize=7)
+        _legend(ax)
     fig.tight_layout()
     return fig
 
@@ -145,7 +169,7 @@ def consensus_vs_round(analysis: Analysis) -> Figure:
         ax.set_ylabel("distinct answers / agents")
         ax.set_ylim(0, 1.05)
         ax.set_title(_title(analysis, run))
-        ax.legend(fontsize=7)
+        _legend(ax)
     fig.tight_layout()
     return fig
 
@@ -197,7 +221,7 @@ def cost_vs_accuracy(analysis: Analysis) -> Figure:
         ax.set_xlabel("tokens per case (study's cost)")
         ax.set_ylabel("accuracy (last round)")
         ax.set_title(_title(analysis, run))
-        ax.legend(fontsize=7)
+        _legend(ax)
     fig.tight_layout()
     return fig
 

@@ -48,6 +48,7 @@ def _register() -> None:
         data_cmd,
         import_cmd,
         report_cmd,
+        reproduce_cmd,
         rescore_cmd,
         run_cmd,
         schema_cmd,
@@ -59,6 +60,7 @@ def _register() -> None:
     cli.add_command(rescore_cmd.rescore)
     cli.add_command(report_cmd.report)
     cli.add_command(import_cmd.import_group)
+    cli.add_command(reproduce_cmd.reproduce)
 
 
 _register()

@@ -57,6 +57,11 @@ def run(
             out=out, concurrency=concurrency, limit=limit, model=model, skip_invalid=skip_invalid
         ),
     )
+    run_plans(plans, quiet)
+
+
+def run_plans(plans: list[Plan], quiet: bool) -> None:
+    """Run each plan in turn, printing its summary; stop at the first that does not finish."""
     err = Console(stderr=True)
     for plan in plans:
         store = open_store(plan)

@@ -7,6 +7,7 @@ exist: traits, patterns, tasks, backends, data files, templates).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Sequence
@@ -46,6 +47,9 @@ class Overrides:
     model: str | None = None  # "BACKEND:MODEL"
     model_options: dict[str, Any] = field(default_factory=dict)
     skip_invalid: bool = False  # leave unusable data rows out, with a warning
+    #: A folder holding <task>.jsonl for every task (the study's file names), used instead of
+    #: the files the experiment names.
+    data_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -109,11 +113,7 @@ def load_plans(file: Path, overrides: Overrides | None = None) -> list[Plan]:
         single = experiment.model_copy(
             update={"task": spec, "tasks": None, "name": f"{experiment.name}-{name}"}
         )
-        sub_out = Overrides(
-            out=_output(experiment, file, overrides) / name,
-            concurrency=overrides.concurrency,
-            limit=overrides.limit,
-        )
+        sub_out = dataclasses.replace(overrides, out=_output(experiment, file, overrides) / name)
         plans.append(_resolve(single, file, loc, sub_out, ("tasks", i)))
     return plans
 
@@ -198,7 +198,7 @@ def _resolve(
     except ConfigError as exc:  # a task validating its own options
         parts = exc.path.split(".") if exc.path else ["task", "options"]
         raise loc.error((*task_path, *parts[1:]), exc.message) from None
-    data_path = _data_file(task_spec, base_dir, loc, task_path)
+    data_path = _data_file(task_spec, base_dir, loc, task_path, ov.data_dir)
     cases = _load_cases(task_spec, task, data_path, loc, ov.limit, task_path)
 
     _check_backend(experiment.model, ("model",), loc)
@@ -234,7 +234,14 @@ def _resolve(
     )
 
 
-def _data_file(spec: TaskSpec, base_dir: Path, loc: _Locator, task_path: PathKey) -> Path:
+def _data_file(
+    spec: TaskSpec, base_dir: Path, loc: _Locator, task_path: PathKey, data_dir: Path | None
+) -> Path:
+    if data_dir is not None:
+        path = data_dir / f"{spec.name}.jsonl"
+        if not path.is_file():
+            raise ConfigError(f"--data: {path} not found (a file per task: <task>.jsonl)")
+        return path
     candidates = [spec.data] if isinstance(spec.data, str) else spec.data
     for candidate in candidates:
         path = Path(os.path.normpath(base_dir / candidate))

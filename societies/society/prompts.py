@@ -17,19 +17,12 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from societies.errors import ConfigError
+from societies.resources import resource_dir
 from societies.society.agents import Agent
 from societies.society.patterns import Pattern
 from societies.tasks.base import Case, Task
 
 BUILTIN_SETS = ("default", "machinesom")
-
-
-def builtin_prompts_dir() -> Path:
-    """Templates ship inside the wheel as ``societies/_prompts``; a source checkout has them
-    at the top-level ``prompts/``."""
-    package = Path(__file__).resolve().parent.parent
-    installed = package / "_prompts"
-    return installed if installed.is_dir() else package.parent / "prompts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +47,7 @@ class PromptSet:
     templates it contains."""
 
     def __init__(self, spec: str, base_dir: Path) -> None:
-        builtin = builtin_prompts_dir()
+        builtin = resource_dir("prompts")
         if spec in BUILTIN_SETS:
             dirs = [builtin / spec]
         else:

@@ -1,0 +1,75 @@
+"""``societies reproduce paper``: the study's four experiment families and one report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from societies.cli.main import user_errors
+from societies.cli.run_cmd import run_plans
+from societies.config.load import Overrides, Plan, load_plans
+from societies.errors import ConfigError
+from societies.resources import resource_dir
+
+#: The presets, in the order the study presents them.
+PAPER_PRESETS = ("main", "rounds", "agents", "alternatives")
+
+
+def paper_plans(overrides: Overrides, only: tuple[str, ...] = ()) -> list[Plan]:
+    """Every run of the study's presets, each under ``<out>/<preset>``."""
+    folder = resource_dir("experiments") / "paper"
+    unknown = sorted(set(only) - set(PAPER_PRESETS))
+    if unknown:
+        raise ConfigError(
+            f"--only: unknown preset {unknown[0]} (known: {', '.join(PAPER_PRESETS)})"
+        )
+    base = overrides.out or Path("runs") / "paper"
+    plans: list[Plan] = []
+    for name in PAPER_PRESETS:
+        if only and name not in only:
+            continue
+        sub = Overrides(**{**overrides.__dict__, "out": base / name})
+        plans.extend(load_plans(folder / f"{name}.yaml", sub))
+    return plans
+
+
+@click.command()
+@click.argument("study", type=click.Choice(["paper"]))
+@click.option("--model", metavar="BACKEND:MODEL", help="Run every agent on this model.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N cases of each task.")
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("runs/paper"), show_default=True,
+    help="Folder for the runs (one per preset and task) and report.html.",
+)  # fmt: skip
+@click.option(
+    "--data", "data_dir", type=click.Path(path_type=Path),
+    help="Folder with the study's questions as mmlu.jsonl, math.jsonl, chess.jsonl "
+    "(default: ../shared/benchmarks/machinesom when present, else the project's own data).",
+)  # fmt: skip
+@click.option("--only", multiple=True, help="Run only these presets (repeatable).")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Model calls in flight at once.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@user_errors
+def reproduce(
+    study: str,
+    model: str | None,
+    limit: int | None,
+    out: Path,
+    data_dir: Path | None,
+    only: tuple[str, ...],
+    concurrency: int | None,
+    quiet: bool,
+) -> None:
+    """Reproduce a study: run its presets (resuming what is stored) and write one report."""
+    from societies.analysis.load import load_run
+    from societies.report.render import write_report
+
+    overrides = Overrides(
+        out=out, limit=limit, model=model, data_dir=data_dir, concurrency=concurrency
+    )
+    plans = paper_plans(overrides, only)
+    run_plans(plans, quiet)
+    report = out / "report.html"
+    write_report(load_run([p.output for p in plans]), report)
+    click.echo(f"wrote {report} ({report.stat().st_size / 1e6:.1f} MB)")
