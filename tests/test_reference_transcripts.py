@@ -1,4 +1,5 @@
-"""Every message the scheduler builds in machinesom mode equals the reference's, byte for byte.
+"""Every message the scheduler builds in machinesom mode equals the reference's, byte for byte,
+for all six reference transcripts (MMLU, MATH, chess x strategies 010 and 101).
 
 The reference transcripts come from running the study's own code; we feed their assistant
 replies back through our scheduler and compare each request with the transcript's prefix.
@@ -57,7 +58,10 @@ def replay_and_compare(shared: Path, tmp_path: Path, reference: dict[str, Any]) 
     return compared
 
 
+@pytest.mark.parametrize("dataset", ["mmlu", "math", "chess"])
 @pytest.mark.parametrize("strategy", ["010", "101"])
-def test_mmlu_messages_are_byte_identical(shared_dir: Path, tmp_path: Path, strategy: str) -> None:
-    (reference,) = [r for r in transcripts(shared_dir, "mmlu") if r["strategy"] == strategy]
+def test_messages_are_byte_identical(
+    shared_dir: Path, tmp_path: Path, dataset: str, strategy: str
+) -> None:
+    (reference,) = [r for r in transcripts(shared_dir, dataset) if r["strategy"] == strategy]
     assert replay_and_compare(shared_dir, tmp_path, reference) == 15
