@@ -84,6 +84,11 @@ class CallFailedError(Exception):
         self.attempts = attempts
 
 
+class CallRefusedError(Exception):
+    """The call was not made (a budget would be exceeded): nothing is recorded, and the
+    scheduler starts no new calls; the run can be resumed later."""
+
+
 class PermanentModelError(ModelError):
     """Retrying cannot help (bad key, unknown model, exhausted quota): the run stops."""
 
@@ -124,7 +129,9 @@ def register_backend(cls: type[ModelBackend]) -> type[ModelBackend]:
 
 
 def _load_builtin_backends() -> None:
-    import societies.backends.sim  # noqa: F401  (registers on import)
+    import societies.backends.openai_backend
+    import societies.backends.replay
+    import societies.backends.sim  # noqa: F401  (all register on import)
 
 
 def backend_names() -> list[str]:

@@ -44,10 +44,11 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from societies.cli import run_cmd, schema_cmd
+    from societies.cli import run_cmd, schema_cmd, serve_sim_cmd
 
     cli.add_command(run_cmd.run)
     cli.add_command(schema_cmd.schema)
+    cli.add_command(serve_sim_cmd.serve_sim)
 
 
 _register()

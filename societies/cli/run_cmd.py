@@ -20,6 +20,16 @@ from rich.table import Table
 from societies.analysis.accuracy import accuracy_table
 from societies.cli.main import user_errors
 from societies.config.load import Overrides, Plan, load_plan
+from societies.cost import (
+    CostMeter,
+    DryRun,
+    check_prices,
+    metered_factory,
+    price_table,
+)
+from societies.cost import (
+    dry_run as estimate_dry_run,
+)
 from societies.errors import SocietiesError
 from societies.scheduler.runner import RunSummary
 from societies.scheduler.session import open_store, run_plan
@@ -38,6 +48,12 @@ class RunFailed(SocietiesError):
 @click.option("--concurrency", type=click.IntRange(min=1), help="Model calls in flight at once.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N cases.")
 @click.option("--model", "model", metavar="BACKEND:MODEL", help="Use this model for every agent.")
+@click.option("--base-url", help="Server of an OpenAI-compatible backend (sets model.options).")
+@click.option("--dry-run", is_flag=True, help="Print calls, tokens and cost; send nothing.")
+@click.option("--budget", type=click.FloatRange(min=0), metavar="USD",
+              help="Start no call that could take spending past USD.")  # fmt: skip
+@click.option("--reply-tokens", type=click.IntRange(min=1), default=250, show_default=True,
+              help="Dry run: assumed reply length when max_tokens is not set.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
 def run(
@@ -46,17 +62,32 @@ def run(
     concurrency: int | None,
     limit: int | None,
     model: str | None,
+    base_url: str | None,
+    dry_run: bool,
+    budget: float | None,
+    reply_tokens: int,
     quiet: bool,
 ) -> None:
     """Run EXPERIMENT (a YAML file); re-running resumes, making only calls not yet stored."""
+    options = {"base_url": base_url} if base_url else {}
     plan = load_plan(
-        experiment, Overrides(out=out, concurrency=concurrency, limit=limit, model=model)
+        experiment,
+        Overrides(
+            out=out, concurrency=concurrency, limit=limit, model=model, model_options=options
+        ),
     )
+    table = price_table(plan.experiment.prices)
+    if dry_run:
+        _print_dry_run(plan, estimate_dry_run(plan, table, reply_tokens))
+        return
+    if budget is not None:
+        check_prices(plan, table)
+    meter = CostMeter(table, budget)
     store = open_store(plan)
     err = Console(stderr=True)
     try:
-        summary = _run_with_progress(plan, store, err, quiet)
-        _print_summary(plan, store, summary)
+        summary = _run_with_progress(plan, store, err, quiet, meter)
+        _print_summary(plan, store, summary, meter)
     finally:
         store.close()
     if summary.stopped:
@@ -68,7 +99,9 @@ def run(
         )
 
 
-def _run_with_progress(plan: Plan, store: RunStore, err: Console, quiet: bool) -> RunSummary:
+def _run_with_progress(
+    plan: Plan, store: RunStore, err: Console, quiet: bool, meter: CostMeter
+) -> RunSummary:
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -96,10 +129,18 @@ def _run_with_progress(plan: Plan, store: RunStore, err: Console, quiet: bool) -
             assert isinstance(runner, Runner)
             progress.update(bar, total=runner.summary.planned)
 
-        return asyncio.run(run_plan(plan, store, progress=on_call, runner_hook=hook))
+        return asyncio.run(
+            run_plan(
+                plan,
+                store,
+                backend_factory=metered_factory(meter),
+                progress=on_call,
+                runner_hook=hook,
+            )
+        )
 
 
-def _print_summary(plan: Plan, store: RunStore, summary: RunSummary) -> None:
+def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: CostMeter) -> None:
     out = Console()
     cells = {(c.society, c.strategy, c.round): c for c in accuracy_table(store, plan.task)}
     table = Table(title=f"{plan.experiment.name}: accuracy (majority vote) by round")
@@ -120,4 +161,27 @@ def _print_summary(plan: Plan, store: RunStore, summary: RunSummary) -> None:
         f"{summary.tokens:,} tokens, {summary.elapsed:.1f}s; "
         f"n = {len(plan.cases)} cases x {plan.experiment.repeats} repeats; "
         f"run directory: {plan.output}"
+    )
+    if meter.calls:
+        unpriced = (
+            f" ({sum(meter.unpriced.values())} calls of unpriced models)" if meter.unpriced else ""
+        )
+        out.print(f"cost of this invocation: ${meter.spent:.4f}{unpriced}")
+
+
+def _print_dry_run(plan: Plan, dry: DryRun) -> None:
+    out = Console()
+    table = Table(title=f"{plan.experiment.name}: dry run (nothing sent)")
+    for name in ("model", "calls", "prompt tokens", "completion tokens"):
+        table.add_column(name, justify="left" if name == "model" else "right")
+    for model, (n, p, c) in sorted(dry.by_model.items()):
+        table.add_row(model, f"{n:,}", f"{p:,}", f"{c:,}")
+    out.print(table)
+    cost = "unknown" if dry.cost is None else f"${dry.cost:.2f}"
+    missing = f" (no price for {', '.join(dry.unpriced)})" if dry.unpriced else ""
+    out.print(
+        f"calls: {dry.calls:,} to make ({dry.paid_calls:,} to paid models), "
+        f"{dry.reused:,} already stored; estimated tokens: {dry.prompt_tokens:,} prompt + "
+        f"{dry.completion_tokens:,} completion (replies assumed {dry.reply_tokens} tokens "
+        f"unless max_tokens is set); estimated cost: {cost}{missing}"
     )

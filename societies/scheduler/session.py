@@ -23,7 +23,7 @@ from societies.store.db import RunStore, now
 log = logging.getLogger(__name__)
 
 #: Settings that can change between invocations of one run without changing any request.
-_EXTENDABLE = ("description", "concurrency", "output", "repeats")
+_EXTENDABLE = ("description", "concurrency", "output", "repeats", "prices")
 
 
 def identity(plan: Plan) -> dict[str, Any]:
