@@ -144,7 +144,9 @@ class MeteredBackend(ModelBackend):
     name = "metered"
 
     def __init__(self, inner: ModelBackend, meter: CostMeter) -> None:
-        super().__init__(inner.spec)
+        # Not ModelBackend.__init__: the options belong to the inner backend.
+        self.spec = inner.spec
+        self.options = inner.options
         self.inner = inner
         self.meter = meter
 

@@ -6,7 +6,8 @@ where: the key is the requested model plus the exact messages (``match: messages
 model), so a different experiment that happens to ask the same thing gets the same reply, and
 generation parameters may change (they are not part of the key). When several recorded calls
 asked the same thing (identical first turns in two societies, or repeats), the one at the same
-call position (``repeat|case|society|node|agent|step``) wins, then one of the same repeat; a
+call position (``repeat|case|society|node|agent|step``) wins, then one at the same position in
+another society (an experiment with other society names), then one of the same repeat; a
 request asked in a repeat the recording does not have is unmatched, so that extra repeats
 sample anew instead of copying.
 
@@ -123,10 +124,20 @@ class ReplayBackend(ModelBackend):
         for record in found:
             if record.call_key == ctx.key:
                 return record
+        position = _position(ctx.key)
+        for record in found:
+            if record.call_key is not None and _position(record.call_key) == position:
+                return record
         for record in found:
             if record.repeat is None or record.repeat == ctx.repeat:
                 return record
         return None
+
+
+def _position(call_key: str) -> str:
+    """A call key without its society: where in the tree, for whom, in which repeat."""
+    parts = call_key.split("|")
+    return "|".join(parts[:2] + parts[3:])
 
 
 def _load(path: Path) -> Iterable[tuple[str | None, list[ChatMessage], Recorded]]:
@@ -160,7 +171,8 @@ def _load_store(path: Path) -> list[tuple[str | None, list[ChatMessage], Recorde
 
 
 def _load_jsonl(path: Path) -> list[tuple[str | None, list[ChatMessage], Recorded]]:
-    """Rows ``{"messages": [...], "reply": "...", "model"?, "repeat"?, "usage"?}``."""
+    """Rows ``{"messages": [...], "reply": "...", "model"?, "repeat"?, "call_key"?, "usage"?}``;
+    without call keys, identical requests (two agents with the same persona) get one reply."""
     from societies.tasks.base import read_jsonl, require
 
     out = []
@@ -169,7 +181,7 @@ def _load_jsonl(path: Path) -> list[tuple[str | None, list[ChatMessage], Recorde
         reply = require(path, number, row, "reply", lambda v: isinstance(v, str))
         usage: dict[str, Any] = row.get("usage") or {}
         record = Recorded(
-            None,
+            row.get("call_key"),
             row.get("repeat"),
             reply,
             "ok",

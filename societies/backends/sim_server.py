@@ -234,6 +234,12 @@ class SimServer:
         ready.wait()
         return self
 
+    def __enter__(self) -> SimServer:
+        return self if self._thread is not None else self.start_in_thread()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_thread()
+
     def stop_thread(self) -> None:
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)

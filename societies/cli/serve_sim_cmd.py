@@ -40,6 +40,8 @@ def serve_sim(port: int, experiment: Path | None, api_key_env: str | None, **fau
     GET /stats) with fault injection, for testing clients and real-backend settings."""
     import os
 
+    from pydantic import ValidationError
+
     from societies.backends.sim_server import Faults, SimServer
     from societies.errors import ConfigError
 
@@ -50,8 +52,10 @@ def serve_sim(port: int, experiment: Path | None, api_key_env: str | None, **fau
         faults["api_key"] = key
     try:
         settings = Faults.model_validate(faults)
-    except ValueError as exc:
-        raise ConfigError(f"serve-sim: {exc}".splitlines()[0]) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"serve-sim: {field}: {first['msg']}") from None
     server = SimServer(settings, experiment=experiment, port=port)
 
     async def serve() -> None:
