@@ -210,6 +210,7 @@ async def test_params_and_headers_reach_the_server() -> None:
     assert body["temperature"] == 0.2 and body["seed"] == 7 and body["top_k"] == 5
     assert body["stop"] == ["\n\n"] and "extra_body" not in body
     assert seen[0].headers["X-Team"] == "societies"
+    assert seen[0].headers["Content-Type"] == "application/json"
     assert seen[0].headers["OpenAI-Organization"] == "org-1"
     assert seen[0].headers["Authorization"] == f"Bearer {KEY}"
 

@@ -19,7 +19,7 @@ import logging
 import os
 import random
 import time
-from typing import Any
+from typing import Any, Literal
 
 import httpx2
 import openai
@@ -72,6 +72,11 @@ class OpenAIOptions(BaseModel):
     max_concurrency: int | None = Field(
         None, ge=1, description="Calls in flight to this backend, below the run's limit."
     )
+    transport: Literal["aiohttp", "httpx"] = Field(
+        "aiohttp",
+        description="The client's HTTP transport: aiohttp (the client's DefaultAioHttpClient, "
+        "about half the CPU per call) or httpx (its default).",
+    )
 
 
 @register_backend
@@ -99,6 +104,7 @@ class OpenAIBackend(ModelBackend):
             timeout=opts.timeout,
             max_retries=0,
             default_headers=opts.headers or None,
+            http_client=openai.DefaultAioHttpClient() if opts.transport == "aiohttp" else None,
         )
         # No bursts: one request per 60/rpm seconds keeps a server's sliding window happy.
         self._rpm = AsyncLimiter(1, 60 / opts.rpm) if opts.rpm else None
@@ -169,12 +175,13 @@ class OpenAIBackend(ModelBackend):
             **params,
             **extra_body,
         }
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         try:
-            # The client's generic ``post`` sends exactly this body: the typed
-            # ``chat.completions.create`` would re-walk every message through its schema
-            # transform, a few milliseconds per call that cap a run at ~250 calls/s.
+            # The client's generic ``post`` with the body already encoded: the typed
+            # ``chat.completions.create`` re-walks every message through its schema transform
+            # and copies it, a few milliseconds per call that would cap a run's throughput.
             response = await self.client.post(
-                "/chat/completions", cast_to=httpx2.Response, body=body
+                "/chat/completions", cast_to=httpx2.Response, content=content
             )
             text = (await response.aread()).decode("utf-8", errors="replace")
         except openai.OpenAIError as exc:
