@@ -131,7 +131,8 @@ def register_backend(cls: type[ModelBackend]) -> type[ModelBackend]:
 def _load_builtin_backends() -> None:
     import societies.backends.openai_backend
     import societies.backends.replay
-    import societies.backends.sim  # noqa: F401  (all register on import)
+    import societies.backends.sim
+    import societies.backends.transformers_backend  # noqa: F401  (all register on import)
 
 
 def backend_names() -> list[str]:
