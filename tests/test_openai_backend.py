@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from societies.backends.base import (
+    CallFailedError,
     ContextExceededError,
     GenerateRequest,
     ModelBackend,
@@ -279,3 +280,55 @@ async def test_the_key_never_leaks(tmp_path: Path, caplog: pytest.LogCaptureFixt
     for run in ("a", "b"):
         for file in (tmp_path / run).iterdir():
             assert KEY.encode() not in file.read_bytes(), file
+
+
+async def test_a_heterogeneous_society_mixes_backends(tmp_path: Path) -> None:
+    experiment = write_experiment(tmp_path, cases=1)
+    async with SimServer(experiment=experiment) as server:
+        remote = {
+            "backend": "openai",
+            "name": "sim-model",
+            "options": {"base_url": server.base_url, "api_key_env": "SOCIETIES_TEST_KEY", **FAST},
+        }
+        mixed = write_experiment(
+            tmp_path,
+            cases=1,
+            name="mixed",
+            extra={
+                "societies": [
+                    {"agents": [{"trait": "easy-going", "model": remote}, "overconfident"]}
+                ]
+            },
+        )
+        plan = load_plan(mixed, Overrides(out=tmp_path / "a"))
+        store = open_store(plan)
+        try:
+            summary = await run_plan(plan, store)
+        finally:
+            store.close()
+        assert server.stats["requests"] == summary.made // 2
+    backends = {(r["agent"], r["backend"]) for r in calls(tmp_path / "a")}
+    assert backends == {(0, "openai"), (1, "sim")}
+
+
+async def test_connection_errors_are_retried_then_reported() -> None:
+    server = await SimServer().start()
+    url = server.base_url
+    await server.stop()  # nothing listens there any more
+    backend = create_backend(
+        ModelSpec(
+            backend="openai",
+            name="m",
+            options={
+                "base_url": url,
+                "api_key_env": "SOCIETIES_TEST_KEY",
+                "max_attempts": 2,
+                **FAST,
+            },
+        )
+    )
+    request = GenerateRequest([{"role": "user", "content": "hello"}], "m", {})
+    with pytest.raises(CallFailedError, match="gave up after 2 attempts: connection error") as err:
+        await backend.generate(request)
+    await backend.aclose()
+    assert err.value.attempts == 2

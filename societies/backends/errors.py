@@ -83,10 +83,26 @@ def is_context_overflow(code: str | None, message: str) -> bool:
     return code == "context_length_exceeded" or bool(_CONTEXT_PATTERNS.search(message))
 
 
+def _refused_connection(exc: BaseException) -> BaseException | None:
+    """The OS-level connection error behind a "timeout": the client's aiohttp transport
+    reports a refused connection as a connect timeout."""
+    seen: BaseException | None = exc.__cause__ or exc.__context__
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError) and not isinstance(seen, TimeoutError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def classify(exc: openai.OpenAIError, secrets: Sequence[str]) -> Exception:
     """The exception to raise in place of ``exc``."""
     if isinstance(exc, openai.APITimeoutError):
-        return Transient("timed out")
+        refused = _refused_connection(exc)
+        if refused is None:
+            return Transient("timed out")
+        return Transient(f"connection error: {redact(str(refused), secrets)}")
     if isinstance(exc, openai.APIConnectionError):
         return Transient(f"connection error: {redact(str(exc.__cause__ or exc), secrets)}")
     if isinstance(exc, openai.APIStatusError):
