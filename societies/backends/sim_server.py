@@ -106,6 +106,8 @@ class CaseIndex:
                 continue
             content = message["content"]
             if content not in self._found:
+                if len(self._found) > 100_000:
+                    self._found.clear()  # a long-running server must not grow without bound
                 self._found[content] = next((c for n, c in self.needles if n in content), None)
             case = self._found[content]
             if case is not None:
