@@ -332,3 +332,21 @@ async def test_connection_errors_are_retried_then_reported() -> None:
         await backend.generate(request)
     await backend.aclose()
     assert err.value.attempts == 2
+
+
+async def test_tokens_per_minute_are_drawn_from_the_limiter() -> None:
+    async with SimServer() as server:
+        backend: Any = create_backend(
+            ModelSpec(
+                backend="openai",
+                name="m",
+                options={"base_url": server.base_url, "api_key_env": None, "tpm": 60},
+            )
+        )
+        messages = [{"role": "user", "content": "x" * 40}]  # 16 tokens with the overhead
+        await backend.generate(GenerateRequest(messages, "m", {"max_tokens": 30}))
+        await backend.aclose()
+    # 16 + 30 tokens were drawn from a bucket of 60 that drains one token a second: more than
+    # the 30 of max_tokens alone is still in it.
+    assert not backend._tpm.has_capacity(60 - 40)
+    assert backend._tpm.has_capacity(60 - 46)

@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import threading
 import time
 from collections import Counter, deque
@@ -269,8 +270,6 @@ class SimServer:
             return self._rng.expovariate(1 / mean)
         # lognormal with the given mean: mu = ln(mean) - sigma^2 / 2
         sigma = f.latency_spread
-        import math
-
         return self._rng.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma)
 
     def _rpm_refusal(self) -> float | None:
