@@ -217,7 +217,7 @@ class _DryBackend(ModelBackend):
         return GenerateResult(text, usage)
 
 
-def dry_run(plan: Plan, table: Mapping[str, Price], reply_tokens: int = 250) -> DryRun:
+def estimate_run(plan: Plan, table: Mapping[str, Price], reply_tokens: int = 250) -> DryRun:
     """Run the plan against a stand-in model in a scratch copy of the run store, so that calls
     already stored count as reused, and count what the real run would send."""
     from societies.backends.replay import ReplayBackend

@@ -9,7 +9,7 @@ import pytest
 from societies.backends.base import CallRefusedError, GenerateRequest, Usage
 from societies.config.load import load_plan
 from societies.config.models import Price
-from societies.cost import DEFAULT_PRICES, CostMeter, cost_of, dry_run, find_price, price_table
+from societies.cost import DEFAULT_PRICES, CostMeter, cost_of, estimate_run, find_price, price_table
 from societies.errors import ConfigError
 from tests.backend_helpers import write_experiment
 
@@ -46,7 +46,7 @@ def test_the_budget_admits_calls_while_spent_plus_in_flight_fit() -> None:
 def test_dry_run_counts_calls_and_tokens(tmp_path: Path) -> None:
     experiment = write_experiment(tmp_path, model={"backend": "openai", "name": "gpt-4o-mini"})
     plan = load_plan(experiment)
-    dry = dry_run(plan, DEFAULT_PRICES, reply_tokens=100)
+    dry = estimate_run(plan, DEFAULT_PRICES, reply_tokens=100)
     assert dry.calls == dry.paid_calls == 72 and dry.reused == 0
     # persona replies count 1 token, answers the assumed 100
     assert dry.completion_tokens == 9 + 63 * 100

@@ -146,7 +146,7 @@ class OpenAIBackend(ModelBackend):
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     def _wait(self, state: RetryCallState) -> float:
-        """Exponential back-off with full jitter, or the server's Retry-After when it is longer."""
+        """Exponential back-off with jitter, or the server's Retry-After when that is longer."""
         opts: OpenAIOptions = self.options
         ceiling = min(opts.backoff_max, opts.backoff_initial * 2 ** (state.attempt_number - 1))
         wait = self._rng.uniform(opts.backoff_initial / 2, ceiling)

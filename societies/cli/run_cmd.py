@@ -24,11 +24,9 @@ from societies.cost import (
     CostMeter,
     DryRun,
     check_prices,
+    estimate_run,
     metered_factory,
     price_table,
-)
-from societies.cost import (
-    dry_run as estimate_dry_run,
 )
 from societies.errors import SocietiesError
 from societies.scheduler.runner import RunSummary
@@ -78,7 +76,7 @@ def run(
     )
     table = price_table(plan.experiment.prices)
     if dry_run:
-        _print_dry_run(plan, estimate_dry_run(plan, table, reply_tokens))
+        _print_dry_run(plan, estimate_run(plan, table, reply_tokens))
         return
     if budget is not None:
         check_prices(plan, table)
