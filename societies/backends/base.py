@@ -8,6 +8,7 @@ as an ``error`` outcome and redone on resume.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -84,6 +85,11 @@ class CallFailedError(Exception):
         self.attempts = attempts
 
 
+class CallRefusedError(Exception):
+    """The call was not made (a budget would be exceeded): nothing is recorded, and the
+    scheduler starts no new calls; the run can be resumed later."""
+
+
 class PermanentModelError(ModelError):
     """Retrying cannot help (bad key, unknown model, exhausted quota): the run stops."""
 
@@ -123,23 +129,30 @@ def register_backend(cls: type[ModelBackend]) -> type[ModelBackend]:
     return cls
 
 
+#: Built-in backends whose module imports a heavy client library: imported on first use, so
+#: that a run on the simulated model does not pay for loading the openai package.
+_LAZY = {"openai": "societies.backends.openai_backend"}
+
+
 def _load_builtin_backends() -> None:
-    import societies.backends.sim  # noqa: F401  (registers on import)
+    import societies.backends.replay
+    import societies.backends.sim
+    import societies.backends.transformers_backend  # noqa: F401  (all register on import)
 
 
 def backend_names() -> list[str]:
     _load_builtin_backends()
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | set(_LAZY))
 
 
 def get_backend_class(name: str) -> type[ModelBackend]:
     _load_builtin_backends()
+    if name not in _REGISTRY and name in _LAZY:
+        importlib.import_module(_LAZY[name])
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(
-            f"unknown backend '{name}' (known: {', '.join(sorted(_REGISTRY))})"
-        ) from None
+        raise KeyError(f"unknown backend '{name}' (known: {', '.join(backend_names())})") from None
 
 
 def create_backend(spec: ModelSpec) -> ModelBackend:

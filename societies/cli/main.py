@@ -52,6 +52,7 @@ def _register() -> None:
         rescore_cmd,
         run_cmd,
         schema_cmd,
+        serve_sim_cmd,
     )
 
     cli.add_command(run_cmd.run)
@@ -61,6 +62,7 @@ def _register() -> None:
     cli.add_command(report_cmd.report)
     cli.add_command(import_cmd.import_group)
     cli.add_command(reproduce_cmd.reproduce)
+    cli.add_command(serve_sim_cmd.serve_sim)
 
 
 _register()

@@ -37,6 +37,14 @@ def paper_plans(overrides: Overrides, only: tuple[str, ...] = ()) -> list[Plan]:
 @click.command()
 @click.argument("study", type=click.Choice(["paper"]))
 @click.option("--model", metavar="BACKEND:MODEL", help="Run every agent on this model.")
+@click.option("--base-url", help="Server of an OpenAI-compatible backend (sets model.options).")
+@click.option("--dry-run", is_flag=True, help="Print calls, tokens and cost; send nothing.")
+@click.option(
+    "--budget",
+    type=click.FloatRange(min=0),
+    metavar="USD",
+    help="Start no call that could take spending past USD (across all presets).",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N cases of each task.")
 @click.option(
     "--out", type=click.Path(path_type=Path), default=Path("runs/paper"), show_default=True,
@@ -54,6 +62,9 @@ def paper_plans(overrides: Overrides, only: tuple[str, ...] = ()) -> list[Plan]:
 def reproduce(
     study: str,
     model: str | None,
+    base_url: str | None,
+    dry_run: bool,
+    budget: float | None,
     limit: int | None,
     out: Path,
     data_dir: Path | None,
@@ -66,10 +77,17 @@ def reproduce(
     from societies.report.render import write_report
 
     overrides = Overrides(
-        out=out, limit=limit, model=model, data_dir=data_dir, concurrency=concurrency
+        out=out,
+        limit=limit,
+        model=model,
+        model_options={"base_url": base_url} if base_url else {},
+        data_dir=data_dir,
+        concurrency=concurrency,
     )
     plans = paper_plans(overrides, only)
-    run_plans(plans, quiet)
+    run_plans(plans, quiet=quiet, dry_run=dry_run, budget=budget)
+    if dry_run:
+        return
     report = out / "report.html"
     write_report(load_run([p.output for p in plans]), report)
     click.echo(f"wrote {report} ({report.stat().st_size / 1e6:.1f} MB)")

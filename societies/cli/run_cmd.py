@@ -20,6 +20,14 @@ from rich.table import Table
 from societies.analysis.accuracy import accuracy_table
 from societies.cli.main import user_errors
 from societies.config.load import Overrides, Plan, load_plans
+from societies.cost import (
+    CostMeter,
+    DryRun,
+    check_prices,
+    estimate_run,
+    metered_factory,
+    price_table,
+)
 from societies.errors import SocietiesError
 from societies.scheduler.runner import RunSummary
 from societies.scheduler.session import open_store, run_plan
@@ -38,6 +46,12 @@ class RunFailed(SocietiesError):
 @click.option("--concurrency", type=click.IntRange(min=1), help="Model calls in flight at once.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N cases.")
 @click.option("--model", "model", metavar="BACKEND:MODEL", help="Use this model for every agent.")
+@click.option("--base-url", help="Server of an OpenAI-compatible backend (sets model.options).")
+@click.option("--dry-run", is_flag=True, help="Print calls, tokens and cost; send nothing.")
+@click.option("--budget", type=click.FloatRange(min=0), metavar="USD",
+              help="Start no call that could take spending past USD.")  # fmt: skip
+@click.option("--reply-tokens", type=click.IntRange(min=1), default=250, show_default=True,
+              help="Dry run: assumed reply length when max_tokens is not set.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--skip-invalid", is_flag=True, help="Leave unusable data rows out, with a warning.")
 @user_errors
@@ -47,27 +61,55 @@ def run(
     concurrency: int | None,
     limit: int | None,
     model: str | None,
+    base_url: str | None,
+    dry_run: bool,
+    budget: float | None,
+    reply_tokens: int,
     quiet: bool,
     skip_invalid: bool,
 ) -> None:
     """Run EXPERIMENT (a YAML file); re-running resumes, making only calls not yet stored."""
+    options = {"base_url": base_url} if base_url else {}
     plans = load_plans(
         experiment,
         Overrides(
-            out=out, concurrency=concurrency, limit=limit, model=model, skip_invalid=skip_invalid
+            out=out,
+            concurrency=concurrency,
+            limit=limit,
+            model=model,
+            model_options=options,
+            skip_invalid=skip_invalid,
         ),
     )
-    run_plans(plans, quiet)
+    run_plans(plans, quiet=quiet, dry_run=dry_run, budget=budget, reply_tokens=reply_tokens)
 
 
-def run_plans(plans: list[Plan], quiet: bool) -> None:
-    """Run each plan in turn, printing its summary; stop at the first that does not finish."""
+def run_plans(
+    plans: list[Plan],
+    *,
+    quiet: bool = False,
+    dry_run: bool = False,
+    budget: float | None = None,
+    reply_tokens: int = 250,
+) -> None:
+    """Run each plan in turn (one budget across them all), printing its summary; stop at the
+    first that does not finish. A dry run only prints what each would cost."""
+    tables = [price_table(plan.experiment.prices) for plan in plans]
+    if dry_run:
+        for plan, table in zip(plans, tables, strict=True):
+            _print_dry_run(plan, estimate_run(plan, table, reply_tokens))
+        return
+    if budget is not None:
+        for plan, table in zip(plans, tables, strict=True):
+            check_prices(plan, table)
+    meter = CostMeter(tables[0], budget)
     err = Console(stderr=True)
-    for plan in plans:
+    for plan, table in zip(plans, tables, strict=True):
+        meter.table = table
         store = open_store(plan)
         try:
-            summary = _run_with_progress(plan, store, err, quiet)
-            _print_summary(plan, store, summary)
+            summary = _run_with_progress(plan, store, err, quiet, meter)
+            _print_summary(plan, store, summary, meter)
         finally:
             store.close()
         if summary.stopped:
@@ -81,7 +123,9 @@ def run_plans(plans: list[Plan], quiet: bool) -> None:
             )
 
 
-def _run_with_progress(plan: Plan, store: RunStore, err: Console, quiet: bool) -> RunSummary:
+def _run_with_progress(
+    plan: Plan, store: RunStore, err: Console, quiet: bool, meter: CostMeter
+) -> RunSummary:
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -109,10 +153,18 @@ def _run_with_progress(plan: Plan, store: RunStore, err: Console, quiet: bool) -
             assert isinstance(runner, Runner)
             progress.update(bar, total=runner.summary.planned)
 
-        return asyncio.run(run_plan(plan, store, progress=on_call, runner_hook=hook))
+        return asyncio.run(
+            run_plan(
+                plan,
+                store,
+                backend_factory=metered_factory(meter),
+                progress=on_call,
+                runner_hook=hook,
+            )
+        )
 
 
-def _print_summary(plan: Plan, store: RunStore, summary: RunSummary) -> None:
+def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: CostMeter) -> None:
     out = Console()
     cells = {(c.society, c.strategy, c.round): c for c in accuracy_table(store, plan.task)}
     table = Table(title=f"{plan.experiment.name}: accuracy (majority vote) by round")
@@ -133,4 +185,27 @@ def _print_summary(plan: Plan, store: RunStore, summary: RunSummary) -> None:
         f"{summary.tokens:,} tokens, {summary.elapsed:.1f}s; "
         f"n = {len(plan.cases)} cases x {plan.experiment.repeats} repeats; "
         f"run directory: {plan.output}"
+    )
+    if meter.calls:
+        unpriced = (
+            f" ({sum(meter.unpriced.values())} calls of unpriced models)" if meter.unpriced else ""
+        )
+        out.print(f"cost of this invocation: ${meter.spent:.4f}{unpriced}")
+
+
+def _print_dry_run(plan: Plan, dry: DryRun) -> None:
+    out = Console()
+    table = Table(title=f"{plan.experiment.name}: dry run (nothing sent)")
+    for name in ("model", "calls", "prompt tokens", "completion tokens"):
+        table.add_column(name, justify="left" if name == "model" else "right")
+    for model, (n, p, c) in sorted(dry.by_model.items()):
+        table.add_row(model, f"{n:,}", f"{p:,}", f"{c:,}")
+    out.print(table)
+    cost = "unknown" if dry.cost is None else f"${dry.cost:.2f}"
+    missing = f" (no price for {', '.join(dry.unpriced)})" if dry.unpriced else ""
+    out.print(
+        f"calls: {dry.calls:,} to make ({dry.paid_calls:,} to paid models), "
+        f"{dry.reused:,} already stored; estimated tokens: {dry.prompt_tokens:,} prompt + "
+        f"{dry.completion_tokens:,} completion (replies assumed {dry.reply_tokens} tokens "
+        f"unless max_tokens is set); estimated cost: {cost}{missing}"
     )

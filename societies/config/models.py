@@ -103,6 +103,14 @@ class StrategySpec(Frozen):
     )
 
 
+class Price(Frozen):
+    """US dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached: float | None = Field(None, ge=0, description="Cached input; default: input price.")
+
+
 class Experiment(Frozen):
     """One experiment: every society x strategy x case x repeat, on one task (or on each of
     several tasks, each into its own run directory)."""
@@ -132,6 +140,10 @@ class Experiment(Frozen):
         description="'all' (every debate/reflection combination of `rounds` rounds), or strings "
         "like '010' (0 = debate, 1 = reflection; '(010)' gives one pattern per agent for a "
         "round), or named strategies.",
+    )
+    prices: dict[str, Price] = Field(
+        default_factory=dict,
+        description="Per model id (or id prefix), added to the built-in price table.",
     )
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ from typing import Any
 from societies.backends.base import (
     CallContext,
     CallFailedError,
+    CallRefusedError,
     ChatMessage,
     ContextExceededError,
     GenerateRequest,
@@ -347,6 +348,9 @@ class Runner:
                 outcome, error = "context_exceeded", str(exc)
             except CallFailedError as exc:
                 outcome, error, attempts = "error", str(exc), exc.attempts
+            except CallRefusedError as exc:
+                self.stop(str(exc))
+                raise _StopRun from None
             except PermanentModelError as exc:
                 if self.fatal is None:
                     self.fatal = exc

@@ -1,0 +1,226 @@
+"""The ``openai`` backend: OpenAI and every server that speaks its chat API (vLLM, Ollama,
+llama.cpp, LM Studio, ...), on the official AsyncOpenAI client.
+
+The client's own retries are off (``max_retries=0``) so that ours, with tenacity, are the only
+ones: they honour Retry-After, are bounded in attempts and in total wait, and classify every
+failure once (see ``societies.backends.errors``). Requests and tokens per minute are paced
+with aiolimiter on top of the run's concurrency limit; a 429 pauses every call of the backend
+for the time the server asks, so a burst of 429s backs the whole run off, then it recovers.
+
+The API key is read from the environment variable named in the options and handed to the
+client only: it is never part of the options, the store, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import time
+from typing import Any, Literal
+
+import httpx2
+import openai
+from aiolimiter import AsyncLimiter
+from pydantic import BaseModel, ConfigDict, Field
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+)
+
+from societies.backends.base import (
+    CallFailedError,
+    GenerateRequest,
+    GenerateResult,
+    ModelBackend,
+    PermanentModelError,
+    Usage,
+    estimate_prompt_tokens,
+    register_backend,
+)
+from societies.backends.errors import Transient, classify, redact
+from societies.config.models import ModelSpec
+
+log = logging.getLogger(__name__)
+
+OPENAI_URL = "https://api.openai.com/v1"
+
+
+class OpenAIOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str | None = Field(None, description="Default: OpenAI's API.")
+    api_key_env: str | None = Field(
+        "OPENAI_API_KEY",
+        description="Environment variable holding the key; null for servers without keys.",
+    )
+    organization: str | None = None
+    project: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers.")
+    timeout: float = Field(120.0, gt=0, description="Seconds before a request is abandoned.")
+    max_attempts: int = Field(8, ge=1, description="Attempts per call, the first included.")
+    max_wait: float = Field(300.0, ge=0, description="Total seconds of back-off per call.")
+    backoff_initial: float = Field(0.5, gt=0, description="First back-off, seconds.")
+    backoff_max: float = Field(30.0, gt=0, description="Longest single back-off, seconds.")
+    rpm: float | None = Field(None, gt=0, description="Requests per minute, paced.")
+    tpm: float | None = Field(None, gt=0, description="Tokens per minute (prompt + max_tokens).")
+    max_concurrency: int | None = Field(
+        None, ge=1, description="Calls in flight to this backend, below the run's limit."
+    )
+    transport: Literal["aiohttp", "httpx"] = Field(
+        "aiohttp",
+        description="The client's HTTP transport: aiohttp (the client's DefaultAioHttpClient, "
+        "about half the CPU per call) or httpx (its default).",
+    )
+
+
+@register_backend
+class OpenAIBackend(ModelBackend):
+    name = "openai"
+    Options = OpenAIOptions
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        opts: OpenAIOptions = self.options
+        key = os.environ.get(opts.api_key_env) if opts.api_key_env else None
+        if not key:
+            if opts.api_key_env and opts.base_url is None:
+                raise PermanentModelError(
+                    f"openai: the environment variable {opts.api_key_env} is not set "
+                    "(it must hold the API key)"
+                )
+            key = "EMPTY"  # servers without keys (vLLM, Ollama, ...) still want a bearer token
+        self._secrets = [key] if key != "EMPTY" else []
+        self.client = openai.AsyncOpenAI(
+            api_key=key,
+            organization=opts.organization,
+            project=opts.project,
+            base_url=opts.base_url or OPENAI_URL,
+            timeout=opts.timeout,
+            max_retries=0,
+            default_headers=opts.headers or None,
+            http_client=openai.DefaultAioHttpClient() if opts.transport == "aiohttp" else None,
+        )
+        # Almost no bursts, so that a server's sliding window never sees more than the limit
+        # (plus this tiny burst); a burst of one would lose the timer's overshoot on every
+        # request (~5% of the rate), a burst of a few absorbs it.
+        burst = max(1, min(5, round(opts.rpm / 600))) if opts.rpm else 1
+        self._rpm = AsyncLimiter(burst, burst * 60 / opts.rpm) if opts.rpm else None
+        self._tpm = AsyncLimiter(opts.tpm, 60) if opts.tpm else None
+        self._paused_until = 0.0
+        self._rng = random.Random()
+
+    def max_concurrency(self) -> int | None:
+        limit: int | None = self.options.max_concurrency
+        return limit
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+    async def generate(self, request: GenerateRequest) -> GenerateResult:
+        opts: OpenAIOptions = self.options
+        attempts = 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(opts.max_attempts) | stop_before_delay(opts.max_wait),
+            wait=self._wait,
+            retry=retry_if_exception_type(Transient),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    result = await self._once(request)
+                    return GenerateResult(
+                        result.text, result.usage, result.model, result.request_id, attempts
+                    )
+        except Transient as exc:
+            raise CallFailedError(
+                f"gave up after {attempts} attempts: {redact(exc.reason, self._secrets)}", attempts
+            ) from None
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Exponential back-off with jitter, or the server's Retry-After when that is longer."""
+        opts: OpenAIOptions = self.options
+        ceiling = min(opts.backoff_max, opts.backoff_initial * 2 ** (state.attempt_number - 1))
+        wait = self._rng.uniform(opts.backoff_initial / 2, ceiling)
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if isinstance(exc, Transient) and exc.retry_after is not None:
+            wait = max(wait, exc.retry_after * (1 + 0.1 * self._rng.random()))
+        return wait
+
+    async def _pace(self, request: GenerateRequest) -> None:
+        while (delay := self._paused_until - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+        if self._rpm is not None:
+            await self._rpm.acquire()
+        if self._tpm is not None:
+            max_tokens = request.params.get("max_tokens") or request.params.get(
+                "max_completion_tokens", 0
+            )
+            tokens = estimate_prompt_tokens(request.messages) + int(max_tokens or 0)
+            await self._tpm.acquire(min(tokens, self._tpm.max_rate))
+
+    async def _once(self, request: GenerateRequest) -> GenerateResult:
+        await self._pace(request)
+        params = dict(request.params)
+        extra_body = dict(params.pop("extra_body", None) or {})
+        body = {
+            "model": request.model,
+            "messages": [dict(m) for m in request.messages],
+            **params,
+            **extra_body,
+        }
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            # The client's generic ``post`` with the body already encoded: the typed
+            # ``chat.completions.create`` re-walks every message through its schema transform
+            # and copies it, a few milliseconds per call that would cap a run's throughput.
+            response = await self.client.post(
+                "/chat/completions", cast_to=httpx2.Response, content=content
+            )
+            text = (await response.aread()).decode("utf-8", errors="replace")
+        except openai.OpenAIError as exc:
+            error = classify(exc, self._secrets)
+            if isinstance(error, Transient) and error.status == 429:
+                pause = error.retry_after if error.retry_after is not None else 1.0
+                self._paused_until = max(self._paused_until, time.monotonic() + pause)
+            raise error from None
+        request_id = response.headers.get("x-request-id")
+        return _parse_completion(text, request.model, request_id)
+
+
+def _parse_completion(text: str, model: str, request_id: str | None) -> GenerateResult:
+    """The reply and usage of a chat completion body; a broken body is a transient error."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise Transient(f"malformed JSON in the response ({text[:80]!r})") from None
+    if not isinstance(data, dict):
+        raise Transient("the response is not a JSON object")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise Transient("the response has no choices")
+    message = choices[0].get("message") if isinstance(choices[0], dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, str):
+        raise Transient("the response's first choice has no text content")
+    usage: dict[str, Any] = data.get("usage") or {}
+    details: dict[str, Any] = usage.get("prompt_tokens_details") or {}
+    return GenerateResult(
+        text=content,
+        usage=Usage(
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+            int(details.get("cached_tokens") or 0),
+        ),
+        model=str(data.get("model") or model),
+        request_id=request_id,
+    )

@@ -1,0 +1,412 @@
+"""``serve-sim``: the simulated model behind an OpenAI-compatible HTTP API, with faults on demand.
+
+Real backends are tested end to end against this server, over real HTTP on 127.0.0.1: the
+official client, its connection pool, its error classes, our retries and rate limits.
+
+Over HTTP there is no scheduler ``CallContext`` (the ground truth the sim model plays with),
+so the server reconstructs one. Started with an experiment (``--experiment X.yaml``) it loads
+the task's cases and finds the case whose question text appears in the conversation; the
+agent's trait is the one whose persona message opens it; the round is the number of assistant
+turns after the question; peers are the lines of the latest user message that the task's
+``parse`` reads an answer from. It then answers exactly as the in-process sim model would, with
+a random generator seeded by a hash of the messages, so a run over HTTP is as deterministic as
+one in-process. Without an experiment (or for a question it does not know) it answers
+plausibly in the multiple-choice format with no ground truth: a letter drawn from the hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from random import Random
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from societies.backends.base import (
+    CallContext,
+    ChatMessage,
+    ContextExceededError,
+    GenerateRequest,
+    estimate_prompt_tokens,
+    estimate_tokens,
+)
+from societies.backends.sim import SimBackend
+from societies.config.models import ModelSpec
+from societies.society.agents import Agent
+from societies.society.traits import BUILTIN_TRAITS, Trait
+from societies.tasks.base import Case
+
+log = logging.getLogger(__name__)
+
+
+class Faults(BaseModel):
+    """What the server does besides answering. Shares are probabilities per request."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    latency_ms: float = Field(0.0, ge=0, description="Mean latency of an answer.")
+    latency_distribution: Literal["fixed", "uniform", "exponential", "lognormal"] = "fixed"
+    latency_spread: float = Field(
+        0.5, ge=0, description="uniform: +- this share of the mean; lognormal: sigma."
+    )
+    share_429: float = Field(0.0, ge=0, le=1)
+    retry_after: float = Field(1.0, ge=0, description="Seconds sent in Retry-After with a 429.")
+    share_500: float = Field(0.0, ge=0, le=1)
+    share_hang: float = Field(0.0, ge=0, le=1, description="Requests never answered.")
+    share_malformed: float = Field(0.0, ge=0, le=1, description="200 with a broken JSON body.")
+    share_empty: float = Field(0.0, ge=0, le=1, description="200 with an empty choice list.")
+    context_limit: int | None = Field(
+        None, ge=1, description="Prompt tokens above which a context_length_exceeded 400 is sent."
+    )
+    rpm: int | None = Field(None, ge=1, description="Requests per minute; more get a 429.")
+    rpm_window: float = Field(60.0, gt=0, description="Seconds of the sliding RPM window.")
+    api_key: str | None = Field(None, description="If set, other bearer tokens get a 401.")
+    quota_exhausted: bool = Field(False, description="Answer every request insufficient_quota.")
+    seed: int = 0
+
+
+class CaseIndex:
+    """Finds the case, agent trait and round of a conversation from its text alone."""
+
+    def __init__(self, experiment: Path | None) -> None:
+        self.plan = None
+        self.needles: list[tuple[str, Case]] = []
+        self.traits: list[Trait] = list(BUILTIN_TRAITS.values())
+        self.sim = SimBackend(ModelSpec(backend="sim", name="serve-sim"))
+        self._personas: dict[str, dict[str, Trait]] = {}
+        self._found: dict[str, Case | None] = {}
+        if experiment is None:
+            return
+        from societies.config.load import load_plan
+
+        plan = self.plan = load_plan(experiment)
+        if plan.experiment.model.backend == "sim":
+            options = dict(plan.experiment.model.options, latency_ms=0)
+            self.sim = SimBackend(ModelSpec(backend="sim", name="serve-sim", options=options))
+        names = {a.trait.name: a.trait for s in plan.societies for a in s.agents}
+        self.traits = list(names.values())
+        for case in plan.cases:
+            strings = [v for v in plan.task.prompt_vars(case).values() if isinstance(v, str)]
+            if strings:
+                self.needles.append((max(strings, key=len), case))
+
+    def case_of(self, messages: Sequence[ChatMessage]) -> tuple[Case, int] | None:
+        """The case and the index of the message that asks its question."""
+        for i, message in enumerate(messages):
+            if message["role"] != "user":
+                continue
+            content = message["content"]
+            if content not in self._found:
+                if len(self._found) > 100_000:
+                    self._found.clear()  # a long-running server must not grow without bound
+                self._found[content] = next((c for n, c in self.needles if n in content), None)
+            case = self._found[content]
+            if case is not None:
+                return case, i
+        return None
+
+    def trait_of(self, case: Case, first: str) -> Trait:
+        assert self.plan is not None
+        plan = self.plan
+        personas = self._personas.get(case.id)
+        if personas is None:
+            personas = {}
+            for trait in self.traits:
+                agent = Agent(0, "agent", trait, None, ModelSpec())
+                personas[plan.prompts.persona(agent, plan.task, case)] = trait
+            self._personas[case.id] = personas
+        return personas.get(first, self.traits[0])
+
+    async def reply(self, messages: Sequence[ChatMessage]) -> str:
+        digest = hashlib.blake2b(
+            json.dumps(messages, sort_keys=True).encode(), digest_size=16
+        ).hexdigest()
+        found = self.case_of(messages) if self.plan is not None else None
+        if found is None:
+            return _plain_reply(messages, digest)
+        assert self.plan is not None
+        case, at = found
+        round_index = sum(1 for m in messages[at + 1 :] if m["role"] == "assistant")
+        peers: tuple[str, ...] = ()
+        if round_index:
+            lines = messages[-1]["content"].splitlines()
+            peers = tuple(line for line in lines if self.plan.task.parse(line) is not None)
+        agent = Agent(0, "agent", self.trait_of(case, messages[0]["content"]), None, ModelSpec())
+        context = CallContext(
+            digest, self.plan.task, case, agent, round_index, "answer", None, peers,
+            self.plan.experiment.seed, 0,
+        )  # fmt: skip
+        result = await self.sim.generate(GenerateRequest(messages, "serve-sim", {}, context))
+        return result.text
+
+
+def _plain_reply(messages: Sequence[ChatMessage], digest: str) -> str:
+    last = messages[-1]["content"] if messages else ""
+    if "ok only" in last.lower():
+        return "ok"
+    letter = "ABCD"[int(digest[:8], 16) % 4]
+    return f"Weighing the options against what I know, I settle on one. The answer is ({letter})."
+
+
+def _error(status: int, message: str, kind: str, code: str | None = None) -> web.Response:
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return web.json_response(body, status=status)
+
+
+class SimServer:
+    """The server, in the caller's event loop (``async with``) or in a thread of its own."""
+
+    def __init__(
+        self,
+        faults: Faults | None = None,
+        *,
+        experiment: Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        models: Sequence[str] = ("sim-model",),
+    ) -> None:
+        self.faults = faults or Faults()
+        self.index = CaseIndex(experiment)
+        self.host, self.port = host, port
+        self.models = list(models)
+        self.stats: Counter[str] = Counter()
+        self._rng = Random(self.faults.seed)
+        self._accepted: deque[float] = deque()
+        self._in_flight = 0
+        self._stopping = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._request_number = 0
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> SimServer:
+        self._stopping = asyncio.Event()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/stats", self._stats)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        log.info("serve-sim listening on %s", self.base_url)
+        return self
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> SimServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def start_in_thread(self) -> SimServer:
+        """Serve from a thread with its own event loop (for tests that run the CLI)."""
+        ready = threading.Event()
+
+        def serve() -> None:
+            loop = self._loop = asyncio.new_event_loop()
+            loop.run_until_complete(self.start())
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.stop())
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, name="serve-sim", daemon=True)
+        self._thread.start()
+        ready.wait()
+        return self
+
+    def __enter__(self) -> SimServer:
+        return self if self._thread is not None else self.start_in_thread()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_thread()
+
+    def stop_thread(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._thread = self._loop = None
+
+    # -- handlers -------------------------------------------------------------------------
+    async def _models(self, request: web.Request) -> web.Response:
+        data = [
+            {"id": m, "object": "model", "created": 0, "owned_by": "societies"} for m in self.models
+        ]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(dict(self.stats, in_flight=self._in_flight))
+
+    def _latency(self) -> float:
+        f = self.faults
+        mean = f.latency_ms / 1000
+        if mean == 0 or f.latency_distribution == "fixed":
+            return mean
+        if f.latency_distribution == "uniform":
+            return max(0.0, mean * (1 + f.latency_spread * (2 * self._rng.random() - 1)))
+        if f.latency_distribution == "exponential":
+            return self._rng.expovariate(1 / mean)
+        # lognormal with the given mean: mu = ln(mean) - sigma^2 / 2
+        sigma = f.latency_spread
+        return self._rng.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma)
+
+    def _rpm_refusal(self) -> float | None:
+        """Seconds until a slot frees up, or None when this request is admitted."""
+        f = self.faults
+        if f.rpm is None:
+            return None
+        now = time.monotonic()
+        allowed = max(1, round(f.rpm * f.rpm_window / 60))
+        while self._accepted and self._accepted[0] <= now - f.rpm_window:
+            self._accepted.popleft()
+        if len(self._accepted) >= allowed:
+            return self._accepted[0] + f.rpm_window - now
+        self._accepted.append(now)
+        return None
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self.stats["requests"] += 1
+        self._request_number += 1
+        number = self._request_number
+        self._in_flight += 1
+        self.stats["max_in_flight"] = max(self.stats["max_in_flight"], self._in_flight)
+        try:
+            response = await self._answer(request, number)
+        finally:
+            self._in_flight -= 1
+        self.stats[f"status_{response.status}"] += 1
+        return response
+
+    async def _answer(self, request: web.Request, number: int) -> web.StreamResponse:
+        f = self.faults
+        request_id = f"req_sim_{number:08d}"
+        authorization = request.headers.get("Authorization")
+        if f.api_key is not None and authorization != f"Bearer {f.api_key}":
+            return _error(
+                401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
+            )
+        try:
+            body = await request.json()
+            messages = [
+                {"role": str(m["role"]), "content": str(m["content"])} for m in body["messages"]
+            ]
+            model = str(body["model"])
+        except (ValueError, KeyError, TypeError) as exc:
+            return _error(400, f"invalid request body: {exc}", "invalid_request_error")
+        if f.quota_exhausted:
+            return _error(
+                429, "You exceeded your current quota.", "insufficient_quota", "insufficient_quota"
+            )
+        wait = self._rpm_refusal()
+        if wait is not None:
+            self.stats["rpm_refused"] += 1
+            return self._too_many(wait, "Rate limit reached: requests per minute.")
+        kind = self._draw_fault()
+        if kind == "429":
+            return self._too_many(f.retry_after, "Rate limit reached (injected).")
+        if kind == "500":
+            return _error(500, "The server had an error (injected).", "server_error")
+        if kind == "hang":
+            self.stats["hangs"] += 1
+            await self._stopping.wait()
+            return _error(503, "server stopping", "server_error")
+        prompt_tokens = estimate_prompt_tokens(messages)
+        if f.context_limit is not None and prompt_tokens > f.context_limit:
+            return _error(
+                400,
+                f"This model's maximum context length is {f.context_limit} tokens. However, your "
+                f"messages resulted in {prompt_tokens} tokens. Please reduce the length of the "
+                "messages.",
+                "invalid_request_error",
+                "context_length_exceeded",
+            )
+        latency = self._latency()
+        if latency:
+            await asyncio.sleep(latency)
+        headers = {"x-request-id": request_id}
+        if kind == "malformed":
+            return web.Response(
+                text='{"id": "broken", "choices": [', content_type="application/json",
+                headers=headers,
+            )  # fmt: skip
+        try:
+            text = await self.index.reply(messages)
+        except ContextExceededError as exc:
+            return _error(400, str(exc), "invalid_request_error", "context_length_exceeded")
+        choices = [] if kind == "empty" else [_choice(text)]
+        completion = estimate_tokens(text)
+        payload = {
+            "id": f"chatcmpl-{number}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion,
+                "total_tokens": prompt_tokens + completion,
+                "prompt_tokens_details": {"cached_tokens": _cached(messages)},
+            },
+        }
+        self.stats["answered"] += 1
+        return web.json_response(payload, headers=headers)
+
+    def _draw_fault(self) -> str:
+        f = self.faults
+        draw = self._rng.random()
+        for share, kind in (
+            (f.share_429, "429"),
+            (f.share_500, "500"),
+            (f.share_hang, "hang"),
+            (f.share_malformed, "malformed"),
+            (f.share_empty, "empty"),
+        ):
+            if draw < share:
+                return kind
+            draw -= share
+        return "ok"
+
+    def _too_many(self, seconds: float, message: str) -> web.Response:
+        self.stats["429"] += 1
+        response = _error(429, message, "requests", "rate_limit_exceeded")
+        response.headers["Retry-After"] = str(max(0, round(seconds)))
+        response.headers["retry-after-ms"] = str(max(0, round(seconds * 1000)))
+        return response
+
+
+def _choice(text: str) -> dict[str, Any]:
+    return {
+        "index": 0,
+        "message": {"role": "assistant", "content": text},
+        "finish_reason": "stop",
+        "logprobs": None,
+    }
+
+
+def _cached(messages: Sequence[Mapping[str, str]]) -> int:
+    """Like OpenAI's prompt caching: whole 128-token blocks of the prompt's prefix before the
+    latest message count as cached once the prefix is at least 1,024 tokens."""
+    prefix = estimate_prompt_tokens(messages[:-1]) if len(messages) > 1 else 0
+    return 0 if prefix < 1024 else prefix // 128 * 128

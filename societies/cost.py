@@ -1,0 +1,285 @@
+"""Money: a price table, a budget that stops new calls in time, and dry-run estimates.
+
+Prices are US dollars per million tokens, per model id; a dated id (``gpt-4o-mini-2024-07-18``)
+is priced by its longest listed prefix. The experiment's ``prices`` extend and override the
+built-in table. The simulated model and replayed answers are free; a replay's fallback is not.
+
+The budget is enforced before each call: the call is admitted only if what is spent, plus
+what calls in flight may still cost, plus this call's estimate stays within the budget. A
+call's estimate is its prompt (counted as ``estimate_prompt_tokens`` does) at the input price
+plus ``max_tokens`` at the output price when the experiment sets it, else the longest reply
+seen so far (at least 512 tokens): without ``max_tokens`` a reply's length cannot be bounded,
+so the budget is then a close guard rather than a guarantee.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from societies.backends.base import (
+    CallRefusedError,
+    GenerateRequest,
+    GenerateResult,
+    ModelBackend,
+    Usage,
+    create_backend,
+    estimate_prompt_tokens,
+)
+from societies.config.load import Plan
+from societies.config.models import ModelSpec, Price
+from societies.errors import ConfigError
+from societies.store.db import STORE_FILE, RunStore
+
+#: Built-in prices (USD per million tokens), from the providers' published price lists.
+DEFAULT_PRICES: dict[str, Price] = {
+    "gpt-3.5-turbo-1106": Price(input=1.00, output=2.00),
+    "gpt-3.5-turbo-0125": Price(input=0.50, output=1.50),
+    "gpt-3.5-turbo": Price(input=0.50, output=1.50),
+    "gpt-4o-mini": Price(input=0.15, output=0.60, cached=0.075),
+    "gpt-4o": Price(input=2.50, output=10.00, cached=1.25),
+    "gpt-4.1-nano": Price(input=0.10, output=0.40, cached=0.025),
+    "gpt-4.1-mini": Price(input=0.40, output=1.60, cached=0.10),
+    "gpt-4.1": Price(input=2.00, output=8.00, cached=0.50),
+}
+FREE_BACKENDS = frozenset({"sim"})
+MIN_REPLY_ESTIMATE = 512
+
+
+def price_table(extra: Mapping[str, Price]) -> dict[str, Price]:
+    return {**DEFAULT_PRICES, **extra}
+
+
+def find_price(table: Mapping[str, Price], model: str) -> Price | None:
+    if model in table:
+        return table[model]
+    prefixes = [name for name in table if model.startswith(name)]
+    return table[max(prefixes, key=len)] if prefixes else None
+
+
+def cost_of(price: Price, usage: Usage) -> float:
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    cached_price = price.input if price.cached is None else price.cached
+    return (
+        (usage.prompt_tokens - cached) * price.input
+        + cached * cached_price
+        + usage.completion_tokens * price.output
+    ) / 1e6
+
+
+def paid_specs(plan: Plan) -> list[ModelSpec]:
+    """The distinct model specs of the plan that cost money (a replay's fallback included)."""
+    out: dict[str, ModelSpec] = {}
+    for society in plan.societies:
+        for agent in society.agents:
+            spec = agent.model
+            if spec.backend == "replay":
+                fallback = spec.options.get("fallback")
+                if not fallback:
+                    continue
+                spec = ModelSpec.model_validate(fallback)
+            if spec.backend not in FREE_BACKENDS:
+                out[f"{spec.backend}:{spec.name}"] = spec
+    return list(out.values())
+
+
+def check_prices(plan: Plan, table: Mapping[str, Price]) -> None:
+    missing = sorted({s.name for s in paid_specs(plan) if find_price(table, s.name) is None})
+    if missing:
+        raise ConfigError(
+            f"--budget: no price for model {', '.join(missing)}; add it under `prices:` in "
+            f"{plan.source} (USD per million input / output / cached tokens)"
+        )
+
+
+@dataclass
+class CostMeter:
+    """What the run's calls cost so far, and the budget gate."""
+
+    table: Mapping[str, Price]
+    budget: float | None = None
+    spent: float = 0.0
+    reserved: float = 0.0
+    longest_reply: int = MIN_REPLY_ESTIMATE
+    calls: int = 0
+    unpriced: Counter[str] = field(default_factory=Counter)
+
+    def estimate(self, request: GenerateRequest) -> float:
+        price = find_price(self.table, request.model)
+        if price is None:
+            return 0.0
+        max_tokens = request.params.get("max_tokens") or request.params.get("max_completion_tokens")
+        reply = int(max_tokens) if max_tokens else self.longest_reply
+        usage = Usage(estimate_prompt_tokens(request.messages), reply)
+        return cost_of(price, usage)
+
+    def admit(self, estimate: float) -> None:
+        if self.budget is not None and self.spent + self.reserved + estimate > self.budget:
+            raise CallRefusedError(
+                f"budget of ${self.budget:.2f} reached (${self.spent:.4f} spent; the next "
+                f"call may cost ${estimate:.4f})"
+            )
+        self.reserved += estimate
+
+    def settle(self, estimate: float, model: str, usage: Usage | None) -> None:
+        self.reserved -= estimate
+        if usage is None:
+            return
+        self.calls += 1
+        self.longest_reply = max(self.longest_reply, usage.completion_tokens)
+        price = find_price(self.table, model)
+        if price is None:
+            self.unpriced[model] += 1
+            return
+        self.spent += cost_of(price, usage)
+
+
+class MeteredBackend(ModelBackend):
+    """Wraps a paid backend: admits each call against the budget and adds up its cost."""
+
+    name = "metered"
+
+    def __init__(self, inner: ModelBackend, meter: CostMeter) -> None:
+        # Not ModelBackend.__init__: the options belong to the inner backend.
+        self.spec = inner.spec
+        self.options = inner.options
+        self.inner = inner
+        self.meter = meter
+
+    async def generate(self, request: GenerateRequest) -> GenerateResult:
+        estimate = self.meter.estimate(request)
+        self.meter.admit(estimate)
+        result: GenerateResult | None = None
+        try:
+            result = await self.inner.generate(request)
+            return result
+        finally:
+            self.meter.settle(estimate, request.model, None if result is None else result.usage)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def max_concurrency(self) -> int | None:
+        return self.inner.max_concurrency()
+
+
+def metered_factory(meter: CostMeter) -> Callable[[ModelSpec], ModelBackend]:
+    """A backend factory for the runner that meters every paid backend."""
+    from societies.backends.replay import ReplayBackend
+
+    def make(spec: ModelSpec) -> ModelBackend:
+        backend = create_backend(spec)
+        if isinstance(backend, ReplayBackend):
+            if backend.fallback is not None:
+                backend.fallback = MeteredBackend(backend.fallback, meter)
+            return backend
+        if spec.backend in FREE_BACKENDS:
+            return backend
+        return MeteredBackend(backend, meter)
+
+    return make
+
+
+# -- dry run ----------------------------------------------------------------------------------
+@dataclass
+class DryRun:
+    calls: int
+    paid_calls: int
+    reused: int
+    prompt_tokens: int
+    completion_tokens: int
+    reply_tokens: int
+    cost: float | None
+    by_model: dict[str, tuple[int, int, int]]
+    unpriced: list[str]
+
+
+class _DryBackend(ModelBackend):
+    """Answers every call with filler of the assumed reply length; sends nothing."""
+
+    name = "dry-run"
+
+    def __init__(self, spec: ModelSpec, reply_tokens: int) -> None:
+        super().__init__(ModelSpec(name=spec.name))
+        self.reply_tokens = int(spec.params.get("max_tokens") or reply_tokens)
+        self.seen: list[tuple[str, int, int]] = []
+
+    async def generate(self, request: GenerateRequest) -> GenerateResult:
+        ctx = request.context
+        text = "ok" if ctx is not None and ctx.step == "persona" else "word " * self.reply_tokens
+        reply = 1 if text == "ok" else self.reply_tokens
+        usage = Usage(estimate_prompt_tokens(request.messages), reply)
+        self.seen.append((request.model, usage.prompt_tokens, usage.completion_tokens))
+        return GenerateResult(text, usage)
+
+
+def estimate_run(plan: Plan, table: Mapping[str, Price], reply_tokens: int = 250) -> DryRun:
+    """Run the plan against a stand-in model in a scratch copy of the run store, so that calls
+    already stored count as reused, and count what the real run would send."""
+    from societies.backends.replay import ReplayBackend
+    from societies.scheduler.session import open_store, run_plan
+
+    backends: list[_DryBackend] = []
+
+    def make(spec: ModelSpec) -> ModelBackend:
+        if spec.backend == "replay":
+            # Recorded answers are replayed for real (they cost nothing); only the fallback,
+            # which would be asked over the network, is stood in for.
+            options = dict(spec.options)
+            fallback = options.pop("fallback", None)
+            replay = ReplayBackend(spec.model_copy(update={"options": options}))
+            if fallback:
+                replay.fallback = make(ModelSpec.model_validate(fallback))
+            return replay
+        backend = _DryBackend(spec, reply_tokens)
+        backends.append(backend)
+        return backend
+
+    with tempfile.TemporaryDirectory(prefix="societies-dry-") as tmp:
+        existing = plan.output / STORE_FILE
+        if existing.exists():
+            source = RunStore(existing, readonly=True)
+            target = RunStore(Path(tmp) / STORE_FILE)
+            try:
+                source.con.backup(target.con)
+            finally:
+                source.con.close()
+                target.con.close()
+        scratch = replace(plan, output=Path(tmp))
+        store = open_store(scratch)
+        try:
+            summary = asyncio.run(run_plan(scratch, store, backend_factory=make, argv=["dry-run"]))
+        finally:
+            store.close()
+    by_model: dict[str, tuple[int, int, int]] = {}
+    for backend in backends:
+        for model, prompt, completion in backend.seen:
+            n, p, c = by_model.get(model, (0, 0, 0))
+            by_model[model] = (n + 1, p + prompt, c + completion)
+    paid = {s.name for s in paid_specs(plan)}
+    cost: float | None = 0.0
+    unpriced = []
+    for model, (_, p, c) in by_model.items():
+        if model not in paid:
+            continue
+        price = find_price(table, model)
+        if price is None:
+            unpriced.append(model)
+            cost = None
+        elif cost is not None:
+            cost += cost_of(price, Usage(p, c))
+    return DryRun(
+        calls=summary.made,
+        paid_calls=sum(n for model, (n, _, _) in by_model.items() if model in paid),
+        reused=summary.reused,
+        prompt_tokens=sum(p for _, p, _ in by_model.values()),
+        completion_tokens=sum(c for _, _, c in by_model.values()),
+        reply_tokens=reply_tokens,
+        cost=cost,
+        by_model=by_model,
+        unpriced=sorted(unpriced),
+    )
