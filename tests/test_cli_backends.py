@@ -22,7 +22,7 @@ KEY = "sk-cli-test-9f8e7d6c5b4a3210"
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[SimServer]:
     experiment = write_experiment(tmp_path)
-    sim = SimServer(Faults(api_key=KEY), experiment=experiment).start_in_thread()
+    sim = SimServer(Faults(api_key=KEY), experiments=[experiment]).start_in_thread()
     try:
         yield sim
     finally:
@@ -107,7 +107,7 @@ def test_budget_stops_new_calls_before_it_is_exceeded(tmp_path: Path) -> None:
     prices = {"sim-model": {"input": 200.0, "output": 200.0}}
     experiment = write_experiment(tmp_path, extra={"prices": prices, "concurrency": 4})
     out = tmp_path / "run"
-    with SimServer(experiment=experiment).start_in_thread() as server:
+    with SimServer(experiments=[experiment]).start_in_thread() as server:
         result = societies(*run_args(server, experiment, out, "--budget", "0.5"))
         assert result.returncode == 1
         assert "budget of $0.50 reached" in result.stderr

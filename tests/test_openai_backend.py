@@ -59,7 +59,7 @@ async def run_against(server: SimServer, experiment: Path, out: Path, **options:
 async def test_a_run_over_http_equals_a_run_over_http_again(tmp_path: Path) -> None:
     """Deterministic through the server; usage, request ids and attempts are stored."""
     experiment = write_experiment(tmp_path)
-    async with SimServer(experiment=experiment) as server:
+    async with SimServer(experiments=[experiment]) as server:
         summary = await run_against(server, experiment, tmp_path / "a")
         await run_against(server, experiment, tmp_path / "b")
     assert summary.made == 72 and summary.errors == 0
@@ -73,7 +73,7 @@ async def test_a_run_over_http_equals_a_run_over_http_again(tmp_path: Path) -> N
 
 async def test_resume_makes_no_call_twice(tmp_path: Path) -> None:
     experiment = write_experiment(tmp_path)
-    async with SimServer(experiment=experiment) as server:
+    async with SimServer(experiments=[experiment]) as server:
         await run_against(server, experiment, tmp_path / "a")
         before = server.stats["requests"]
         again = await run_against(server, experiment, tmp_path / "a")
@@ -84,7 +84,7 @@ async def test_resume_makes_no_call_twice(tmp_path: Path) -> None:
 async def test_thirty_percent_429_and_500_every_case_completes(tmp_path: Path) -> None:
     experiment = write_experiment(tmp_path, cases=5)
     faults = Faults(share_429=0.15, share_500=0.15, retry_after=0, seed=3)
-    async with SimServer(faults, experiment=experiment) as server:
+    async with SimServer(faults, experiments=[experiment]) as server:
         summary = await run_against(server, experiment, tmp_path / "a", max_attempts=12)
         injected = server.stats["429"] + server.stats["status_500"]
     rows = calls(tmp_path / "a")
@@ -97,7 +97,7 @@ async def test_thirty_percent_429_and_500_every_case_completes(tmp_path: Path) -
 
 async def test_attempts_are_bounded_then_the_call_is_an_error(tmp_path: Path) -> None:
     experiment = write_experiment(tmp_path, cases=1, rounds=0, strategies=[""])
-    async with SimServer(Faults(share_500=1.0), experiment=experiment) as server:
+    async with SimServer(Faults(share_500=1.0), experiments=[experiment]) as server:
         summary = await run_against(server, experiment, tmp_path / "a", max_attempts=3)
         assert server.stats["requests"] == 9  # 3 persona calls x 3 attempts
     rows = calls(tmp_path / "a")
@@ -108,7 +108,7 @@ async def test_attempts_are_bounded_then_the_call_is_an_error(tmp_path: Path) ->
 
 async def test_a_hanging_server_times_out_and_the_call_is_retried(tmp_path: Path) -> None:
     experiment = write_experiment(tmp_path, cases=2)
-    async with SimServer(Faults(share_hang=0.1, seed=5), experiment=experiment) as server:
+    async with SimServer(Faults(share_hang=0.1, seed=5), experiments=[experiment]) as server:
         summary = await run_against(server, experiment, tmp_path / "a", timeout=0.3)
         hangs = server.stats["hangs"]
     assert hangs > 0
@@ -121,12 +121,12 @@ async def test_unreadable_replies_are_retried_then_recorded_with_the_reason(
     tmp_path: Path, fault: str
 ) -> None:
     experiment = write_experiment(tmp_path, cases=2)
-    async with SimServer(Faults(**{fault: 0.2}, seed=2), experiment=experiment) as server:
+    async with SimServer(Faults(**{fault: 0.2}, seed=2), experiments=[experiment]) as server:
         summary = await run_against(server, experiment, tmp_path / "a")
     assert summary.errors == 0
     assert any(r["attempts"] > 1 for r in calls(tmp_path / "a"))
 
-    async with SimServer(Faults(**{fault: 1.0}), experiment=experiment) as server:
+    async with SimServer(Faults(**{fault: 1.0}), experiments=[experiment]) as server:
         summary = await run_against(server, experiment, tmp_path / "b", max_attempts=2)
     reason = "malformed JSON" if fault == "share_malformed" else "no choices"
     rows = calls(tmp_path / "b")
@@ -135,7 +135,7 @@ async def test_unreadable_replies_are_retried_then_recorded_with_the_reason(
 
 async def test_context_overflow_is_an_outcome_not_an_error(tmp_path: Path) -> None:
     experiment = write_experiment(tmp_path, cases=1)
-    async with SimServer(Faults(context_limit=150), experiment=experiment) as server:
+    async with SimServer(Faults(context_limit=150), experiments=[experiment]) as server:
         summary = await run_against(server, experiment, tmp_path / "a")
     rows = calls(tmp_path / "a")
     assert summary.errors == 0 and summary.context_exceeded > 0
@@ -145,7 +145,7 @@ async def test_context_overflow_is_an_outcome_not_an_error(tmp_path: Path) -> No
 
 async def test_401_stops_the_run_with_a_permanent_error(tmp_path: Path) -> None:
     experiment = write_experiment(tmp_path)
-    async with SimServer(Faults(api_key="another"), experiment=experiment) as server:
+    async with SimServer(Faults(api_key="another"), experiments=[experiment]) as server:
         with pytest.raises(PermanentModelError, match="HTTP 401"):
             await run_against(server, experiment, tmp_path / "a")
         assert server.stats["requests"] <= 16  # no new call after the first refusal returns
@@ -153,7 +153,7 @@ async def test_401_stops_the_run_with_a_permanent_error(tmp_path: Path) -> None:
 
 async def test_exhausted_quota_is_permanent(tmp_path: Path) -> None:
     experiment = write_experiment(tmp_path, cases=1)
-    async with SimServer(Faults(quota_exhausted=True), experiment=experiment) as server:
+    async with SimServer(Faults(quota_exhausted=True), experiments=[experiment]) as server:
         with pytest.raises(PermanentModelError, match="insufficient_quota"):
             await run_against(server, experiment, tmp_path / "a")
 
@@ -161,10 +161,10 @@ async def test_exhausted_quota_is_permanent(tmp_path: Path) -> None:
 async def test_rpm_pacing_keeps_clear_of_the_servers_limit(tmp_path: Path) -> None:
     experiment = write_experiment(tmp_path, cases=1, rounds=0, strategies=[""])
     faults = Faults(rpm=300, rpm_window=1.0)  # 5 requests in any second
-    async with SimServer(faults, experiment=experiment) as server:
+    async with SimServer(faults, experiments=[experiment]) as server:
         await run_against(server, experiment, tmp_path / "a")
         assert server.stats["429"] > 0  # 6 calls at once: some are refused (and retried)
-    async with SimServer(faults, experiment=experiment) as server:
+    async with SimServer(faults, experiments=[experiment]) as server:
         await run_against(server, experiment, tmp_path / "b", rpm=200)
         assert server.stats["429"] == 0  # paced at 3.3 per second (with margin): none is
     assert answers(tmp_path / "a") == answers(tmp_path / "b")
@@ -270,9 +270,9 @@ def test_classification() -> None:
 async def test_the_key_never_leaks(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     experiment = write_experiment(tmp_path, cases=1)
-    async with SimServer(Faults(api_key=KEY, share_500=0.2), experiment=experiment) as server:
+    async with SimServer(Faults(api_key=KEY, share_500=0.2), experiments=[experiment]) as server:
         await run_against(server, experiment, tmp_path / "a")
-    async with SimServer(Faults(api_key="other"), experiment=experiment) as server:
+    async with SimServer(Faults(api_key="other"), experiments=[experiment]) as server:
         with pytest.raises(PermanentModelError) as failure:
             await run_against(server, experiment, tmp_path / "b")
     assert KEY not in str(failure.value)
@@ -284,7 +284,7 @@ async def test_the_key_never_leaks(tmp_path: Path, caplog: pytest.LogCaptureFixt
 
 async def test_a_heterogeneous_society_mixes_backends(tmp_path: Path) -> None:
     experiment = write_experiment(tmp_path, cases=1)
-    async with SimServer(experiment=experiment) as server:
+    async with SimServer(experiments=[experiment]) as server:
         remote = {
             "backend": "openai",
             "name": "sim-model",

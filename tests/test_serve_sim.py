@@ -81,7 +81,7 @@ async def test_with_the_experiment_it_answers_like_the_sim_model(tmp_path: Path)
     case = plan.cases[4]
     question = plan.prompts.question(plan.task, case, plan.task.prompt_vars(case) | {"role": "x"})
     messages = [{"role": "user", "content": question}]
-    async with SimServer(experiment=experiment) as server:
+    async with SimServer(experiments=[experiment]) as server:
         first = await _reply(server, messages)
         again = await _reply(server, messages)
     assert first == again

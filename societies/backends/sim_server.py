@@ -41,6 +41,7 @@ from societies.backends.base import (
     estimate_tokens,
 )
 from societies.backends.sim import SimBackend
+from societies.config.load import Plan, load_plans
 from societies.config.models import ModelSpec
 from societies.society.agents import Agent
 from societies.society.traits import BUILTIN_TRAITS, Trait
@@ -78,30 +79,27 @@ class Faults(BaseModel):
 class CaseIndex:
     """Finds the case, agent trait and round of a conversation from its text alone."""
 
-    def __init__(self, experiment: Path | None) -> None:
-        self.plan = None
-        self.needles: list[tuple[str, Case]] = []
-        self.traits: list[Trait] = list(BUILTIN_TRAITS.values())
-        self.sim = SimBackend(ModelSpec(backend="sim", name="serve-sim"))
-        self._personas: dict[str, dict[str, Trait]] = {}
-        self._found: dict[str, Case | None] = {}
-        if experiment is None:
-            return
-        from societies.config.load import load_plan
+    def __init__(self, experiments: Sequence[Path] = ()) -> None:
+        self.needles: list[tuple[str, Case, Plan]] = []
+        self.sims: dict[str, SimBackend] = {}
+        self._personas: dict[tuple[str, str], dict[str, Trait]] = {}
+        self._found: dict[str, tuple[Case, Plan] | None] = {}
+        for experiment in experiments:
+            for plan in load_plans(experiment):
+                options: dict[str, Any] = {}
+                if plan.experiment.model.backend == "sim":
+                    options = dict(plan.experiment.model.options, latency_ms=0)
+                self.sims[plan.experiment.name] = SimBackend(
+                    ModelSpec(backend="sim", name="serve-sim", options=options)
+                )
+                for case in plan.cases:
+                    variables = plan.task.prompt_vars(case).values()
+                    strings = [v for v in variables if isinstance(v, str)]
+                    if strings:
+                        self.needles.append((max(strings, key=len), case, plan))
 
-        plan = self.plan = load_plan(experiment)
-        if plan.experiment.model.backend == "sim":
-            options = dict(plan.experiment.model.options, latency_ms=0)
-            self.sim = SimBackend(ModelSpec(backend="sim", name="serve-sim", options=options))
-        names = {a.trait.name: a.trait for s in plan.societies for a in s.agents}
-        self.traits = list(names.values())
-        for case in plan.cases:
-            strings = [v for v in plan.task.prompt_vars(case).values() if isinstance(v, str)]
-            if strings:
-                self.needles.append((max(strings, key=len), case))
-
-    def case_of(self, messages: Sequence[ChatMessage]) -> tuple[Case, int] | None:
-        """The case and the index of the message that asks its question."""
+    def case_of(self, messages: Sequence[ChatMessage]) -> tuple[Case, Plan, int] | None:
+        """The case, its experiment, and the index of the message that asks its question."""
         for i, message in enumerate(messages):
             if message["role"] != "user":
                 continue
@@ -109,44 +107,47 @@ class CaseIndex:
             if content not in self._found:
                 if len(self._found) > 100_000:
                     self._found.clear()  # a long-running server must not grow without bound
-                self._found[content] = next((c for n, c in self.needles if n in content), None)
-            case = self._found[content]
-            if case is not None:
-                return case, i
+                self._found[content] = next(
+                    ((c, p) for n, c, p in self.needles if n in content), None
+                )
+            found = self._found[content]
+            if found is not None:
+                return found[0], found[1], i
         return None
 
-    def trait_of(self, case: Case, first: str) -> Trait:
-        assert self.plan is not None
-        plan = self.plan
-        personas = self._personas.get(case.id)
+    def trait_of(self, plan: Plan, case: Case, first: str) -> Trait:
+        key = (plan.experiment.name, case.id)
+        personas = self._personas.get(key)
         if personas is None:
             personas = {}
-            for trait in self.traits:
+            traits = {a.trait.name: a.trait for s in plan.societies for a in s.agents}
+            for trait in traits.values():
                 agent = Agent(0, "agent", trait, None, ModelSpec())
                 personas[plan.prompts.persona(agent, plan.task, case)] = trait
-            self._personas[case.id] = personas
-        return personas.get(first, self.traits[0])
+            self._personas[key] = personas
+        return personas.get(first, next(iter(personas.values()), BUILTIN_TRAITS["easy-going"]))
 
     async def reply(self, messages: Sequence[ChatMessage]) -> str:
         digest = hashlib.blake2b(
             json.dumps(messages, sort_keys=True).encode(), digest_size=16
         ).hexdigest()
-        found = self.case_of(messages) if self.plan is not None else None
+        found = self.case_of(messages) if self.needles else None
         if found is None:
             return _plain_reply(messages, digest)
-        assert self.plan is not None
-        case, at = found
+        case, plan, at = found
         round_index = sum(1 for m in messages[at + 1 :] if m["role"] == "assistant")
         peers: tuple[str, ...] = ()
         if round_index:
             lines = messages[-1]["content"].splitlines()
-            peers = tuple(line for line in lines if self.plan.task.parse(line) is not None)
-        agent = Agent(0, "agent", self.trait_of(case, messages[0]["content"]), None, ModelSpec())
+            peers = tuple(line for line in lines if plan.task.parse(line) is not None)
+        agent = Agent(0, "agent", self.trait_of(plan, case, messages[0]["content"]), None,
+                      ModelSpec())  # fmt: skip
         context = CallContext(
-            digest, self.plan.task, case, agent, round_index, "answer", None, peers,
-            self.plan.experiment.seed, 0,
+            digest, plan.task, case, agent, round_index, "answer", None, peers,
+            plan.experiment.seed, 0,
         )  # fmt: skip
-        result = await self.sim.generate(GenerateRequest(messages, "serve-sim", {}, context))
+        sim = self.sims[plan.experiment.name]
+        result = await sim.generate(GenerateRequest(messages, "serve-sim", {}, context))
         return result.text
 
 
@@ -170,13 +171,13 @@ class SimServer:
         self,
         faults: Faults | None = None,
         *,
-        experiment: Path | None = None,
+        experiments: Sequence[Path] = (),
         host: str = "127.0.0.1",
         port: int = 0,
         models: Sequence[str] = ("sim-model",),
     ) -> None:
         self.faults = faults or Faults()
-        self.index = CaseIndex(experiment)
+        self.index = CaseIndex(experiments)
         self.host, self.port = host, port
         self.models = list(models)
         self.stats: Counter[str] = Counter()

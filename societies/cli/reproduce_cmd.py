@@ -8,30 +8,8 @@ import click
 
 from societies.cli.main import user_errors
 from societies.cli.run_cmd import run_plans
-from societies.config.load import Overrides, Plan, load_plans
-from societies.errors import ConfigError
-from societies.resources import resource_dir
-
-#: The presets, in the order the study presents them.
-PAPER_PRESETS = ("main", "rounds", "agents", "alternatives")
-
-
-def paper_plans(overrides: Overrides, only: tuple[str, ...] = ()) -> list[Plan]:
-    """Every run of the study's presets, each under ``<out>/<preset>``."""
-    folder = resource_dir("experiments") / "paper"
-    unknown = sorted(set(only) - set(PAPER_PRESETS))
-    if unknown:
-        raise ConfigError(
-            f"--only: unknown preset {unknown[0]} (known: {', '.join(PAPER_PRESETS)})"
-        )
-    base = overrides.out or Path("runs") / "paper"
-    plans: list[Plan] = []
-    for name in PAPER_PRESETS:
-        if only and name not in only:
-            continue
-        sub = Overrides(**{**overrides.__dict__, "out": base / name})
-        plans.extend(load_plans(folder / f"{name}.yaml", sub))
-    return plans
+from societies.config.load import Overrides
+from societies.presets import paper_plans
 
 
 @click.command()

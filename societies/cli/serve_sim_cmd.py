@@ -14,8 +14,14 @@ from societies.cli.main import user_errors
 @click.command("serve-sim")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="0 picks a free port (the URL is printed).")  # fmt: skip
-@click.option("--experiment", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="Answer with this experiment's ground truth.")  # fmt: skip
+@click.option("--experiment", "experiments", multiple=True,
+              type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Answer with this experiment's ground truth (repeatable).")  # fmt: skip
+@click.option(
+    "--paper",
+    is_flag=True,
+    help="Answer with the ground truth of the study's presets (reproduce paper).",
+)
 @click.option("--latency-ms", type=float, default=0.0, show_default=True)
 @click.option("--latency-distribution", default="fixed", show_default=True,
               type=click.Choice(["fixed", "uniform", "exponential", "lognormal"]))  # fmt: skip
@@ -35,7 +41,13 @@ from societies.cli.main import user_errors
 @click.option("--api-key-env", help="Require the key held by this environment variable.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of fault draws.")
 @user_errors
-def serve_sim(port: int, experiment: Path | None, api_key_env: str | None, **faults: Any) -> None:
+def serve_sim(
+    port: int,
+    experiments: tuple[Path, ...],
+    paper: bool,
+    api_key_env: str | None,
+    **faults: Any,
+) -> None:
     """Serve the simulated model over HTTP (POST /v1/chat/completions, GET /v1/models,
     GET /stats) with fault injection, for testing clients and real-backend settings."""
     import os
@@ -56,7 +68,12 @@ def serve_sim(port: int, experiment: Path | None, api_key_env: str | None, **fau
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"serve-sim: {field}: {first['msg']}") from None
-    server = SimServer(settings, experiment=experiment, port=port)
+    files = list(experiments)
+    if paper:
+        from societies.presets import paper_files
+
+        files += paper_files()
+    server = SimServer(settings, experiments=files, port=port)
 
     async def serve() -> None:
         await server.start()
