@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from societies.config.load import Overrides, load_plan
-from societies.scheduler.session import open_store, run_plan
+from societies.scheduler.session import run_experiment
 
 
 def make_cases(path: Path, n: int) -> None:
@@ -49,12 +49,9 @@ def one_run(tmp: Path, index: int) -> tuple[int, float]:
     file = tmp / "overhead.yaml"
     file.write_text(yaml.safe_dump(exp))
     plan = load_plan(file, Overrides(out=tmp / f"run{index}"))
-    store = open_store(plan)
     started = time.perf_counter()
-    summary = asyncio.run(run_plan(plan, store, argv=["bench"]))
-    elapsed = time.perf_counter() - started
-    store.close()
-    return summary.made, elapsed
+    summary = asyncio.run(run_experiment(plan, argv=["bench"]))
+    return summary.made, time.perf_counter() - started
 
 
 def main() -> None:

@@ -34,19 +34,14 @@ def make_quick_run(out: Path, repeats: int = 2, limit: int = 6) -> Path:
     import asyncio
 
     from societies.config.load import Overrides, load_plan
-    from societies.scheduler.session import open_store, run_plan
+    from societies.scheduler.session import run_experiment
 
     text = (REPO / "experiments" / "quickstart.yaml").read_text(encoding="utf-8")
     text = re.sub(r"(?m)^repeats: \d+$", f"repeats: {repeats}", text)
     text = text.replace("data: data/", f"data: {REPO / 'experiments' / 'data'}/")
     source = out.parent / f"{out.name}.yaml"
     source.write_text(text, encoding="utf-8")
-    plan = load_plan(source, Overrides(out=out, limit=limit))
-    store = open_store(plan)
-    try:
-        asyncio.run(run_plan(plan, store, argv=[]))
-    finally:
-        store.close()
+    asyncio.run(run_experiment(load_plan(source, Overrides(out=out, limit=limit)), argv=[]))
     return out
 
 

@@ -12,7 +12,7 @@ from societies.backends.base import ModelBackend
 from societies.config.load import Overrides, Plan, load_plan
 from societies.config.models import ModelSpec
 from societies.scheduler.runner import RunSummary
-from societies.scheduler.session import open_store, run_plan
+from societies.scheduler.session import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART_DATA = REPO / "experiments" / "data" / "quickstart_mmlu.jsonl"
@@ -48,15 +48,10 @@ def run(
     **overrides: Any,
 ) -> tuple[Plan, RunSummary]:
     plan = load_plan(file, Overrides(out=out, **overrides))
-    store = open_store(plan)
     kwargs: dict[str, Any] = {"argv": ["test"]}
     if factory is not None:
         kwargs["backend_factory"] = factory
-    try:
-        summary = asyncio.run(run_plan(plan, store, **kwargs))
-    finally:
-        store.close()
-    return plan, summary
+    return plan, asyncio.run(run_experiment(plan, **kwargs))
 
 
 def same_backend(backend: ModelBackend) -> Any:

@@ -23,7 +23,7 @@ from societies.backends.sim_server import Faults, SimServer
 from societies.config.load import Overrides, load_plan
 from societies.config.models import ModelSpec
 from societies.scheduler.runner import RunSummary
-from societies.scheduler.session import open_store, run_plan
+from societies.scheduler.session import run_experiment
 from tests.backend_helpers import answers, calls, write_experiment
 
 KEY = "sk-test-0123456789abcdefSECRET"
@@ -49,11 +49,7 @@ async def run_against(server: SimServer, experiment: Path, out: Path, **options:
             },
         ),
     )
-    store = open_store(plan)
-    try:
-        return await run_plan(plan, store)
-    finally:
-        store.close()
+    return await run_experiment(plan)
 
 
 async def test_a_run_over_http_equals_a_run_over_http_again(tmp_path: Path) -> None:
@@ -300,12 +296,7 @@ async def test_a_heterogeneous_society_mixes_backends(tmp_path: Path) -> None:
                 ]
             },
         )
-        plan = load_plan(mixed, Overrides(out=tmp_path / "a"))
-        store = open_store(plan)
-        try:
-            summary = await run_plan(plan, store)
-        finally:
-            store.close()
+        summary = await run_experiment(load_plan(mixed, Overrides(out=tmp_path / "a")))
         assert server.stats["requests"] == summary.made // 2
     backends = {(r["agent"], r["backend"]) for r in calls(tmp_path / "a")}
     assert backends == {(0, "openai"), (1, "sim")}

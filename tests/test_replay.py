@@ -11,17 +11,12 @@ import pytest
 from societies.backends.base import PermanentModelError
 from societies.config.load import Overrides, load_plan
 from societies.scheduler.runner import RunSummary
-from societies.scheduler.session import open_store, run_plan
+from societies.scheduler.session import run_experiment
 from tests.backend_helpers import answers, calls, write_experiment
 
 
 async def run(experiment: Path, out: Path) -> RunSummary:
-    plan = load_plan(experiment, Overrides(out=out))
-    store = open_store(plan)
-    try:
-        return await run_plan(plan, store)
-    finally:
-        store.close()
+    return await run_experiment(load_plan(experiment, Overrides(out=out)))
 
 
 def replay_model(source: Path, **options: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from societies.config.load import Overrides, load_plan
-from societies.scheduler.session import open_store, run_plan
+from societies.scheduler.session import run_experiment
 from tests.backend_helpers import DATA, answers, calls, write_experiment
 
 torch: Any = pytest.importorskip("torch", reason="torch is not installed (societies[local])")
@@ -61,12 +61,7 @@ def experiment_for(folder: Path, model: Path, **options: Any) -> Path:
 
 
 async def run(experiment: Path, out: Path) -> Any:
-    plan = load_plan(experiment, Overrides(out=out))
-    store = open_store(plan)
-    try:
-        return await run_plan(plan, store)
-    finally:
-        store.close()
+    return await run_experiment(load_plan(experiment, Overrides(out=out)))
 
 
 async def test_a_tiny_model_answers_every_call_in_batches(tmp_path: Path, tiny_model: Path) -> None:

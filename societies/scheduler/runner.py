@@ -101,10 +101,14 @@ class Runner:
         self.semaphore = asyncio.Semaphore(plan.concurrency)
         self.backends: dict[str, ModelBackend] = {}
         self.backend_limits: dict[str, asyncio.Semaphore] = {}
-        self._params_json: dict[str, str] = {}
+        #: Per agent model (by identity: specs live as long as the plan): its backend key and
+        #: its params as stored, serialised once rather than on every call.
+        self._spec_info: dict[int, tuple[str, str]] = {}
         for society in plan.societies:
             for agent in society.agents:
                 key = _spec_key(agent.model)
+                params = json.dumps(agent.model.params, sort_keys=True, default=str)
+                self._spec_info[id(agent.model)] = (key, params)
                 if key not in self.backends:
                     backend = backend_factory(agent.model)
                     self.backends[key] = backend
@@ -279,11 +283,7 @@ class Runner:
 
     # -- one call ---------------------------------------------------------------------------
     def _params(self, spec: ModelSpec) -> str:
-        key = _spec_key(spec) + json.dumps(spec.params, sort_keys=True, default=str)
-        found = self._params_json.get(key)
-        if found is None:
-            found = self._params_json[key] = json.dumps(spec.params, sort_keys=True, default=str)
-        return found
+        return self._spec_info[id(spec)][1]
 
     async def _call(
         self,
@@ -300,7 +300,7 @@ class Runner:
     ) -> AgentState:
         key = f"{prefix}{node}|{agent.index}|{step}"
         spec = agent.model
-        params_json = self._params(spec)
+        spec_key, params_json = self._spec_info[id(spec)]
         messages_json = json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
         request_hash = hashlib.blake2b(
             f"{spec.backend}\x00{spec.name}\x00{params_json}\x00{messages_json}".encode(),
@@ -319,7 +319,6 @@ class Runner:
             return self._state(messages, stored.reply, stored.outcome)
         if self.stopping:
             raise _StopRun
-        spec_key = _spec_key(spec)
         backend = self.backends[spec_key]
         context = CallContext(
             key, self.plan.task, case, agent, round_index, step, pattern, peers,

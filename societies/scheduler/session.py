@@ -154,3 +154,12 @@ def _quiet_gc() -> Iterator[None]:
     finally:
         gc.set_threshold(*threshold)
         gc.unfreeze()
+
+
+async def run_experiment(plan: Plan, **kwargs: Any) -> RunSummary:
+    """One whole run from Python: open (or resume) the plan's store, run it, close it."""
+    store = open_store(plan)
+    try:
+        return await run_plan(plan, store, **kwargs)
+    finally:
+        store.close()
