@@ -3,14 +3,20 @@ serve-sim in a subprocess of its own (so that server and client do not share one
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from random import Random
 from typing import Any
 
 import yaml
+
+from societies.config.load import Overrides, Plan, load_plan
+from societies.scheduler.runner import RunSummary
+from societies.scheduler.session import run_experiment
 
 
 def write_experiment(folder: Path, cases: int, concurrency: int, **extra: Any) -> Path:
@@ -64,3 +70,18 @@ def stats(base_url: str) -> dict[str, int]:
 
     with urllib.request.urlopen(base_url.removesuffix("/v1") + "/stats", timeout=10) as r:
         return dict(json.load(r))
+
+
+def timed_run(
+    experiment: Path, out: Path, base_url: str, **options: Any
+) -> tuple[Plan, RunSummary, float]:
+    """The experiment through the openai backend against serve-sim; wall time of the run."""
+    plan = load_plan(
+        experiment,
+        Overrides(
+            out=out, model="openai:sim-model", model_options={"base_url": base_url, **options}
+        ),
+    )
+    started = time.perf_counter()
+    summary = asyncio.run(run_experiment(plan))
+    return plan, summary, time.perf_counter() - started

@@ -12,16 +12,11 @@ limit, to show the back-off on bursts of 429s and the recovery.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import tempfile
-import time
 from pathlib import Path
 
-from _loopback import start_server, stats, write_experiment
-
-from societies.config.load import Overrides, load_plan
-from societies.scheduler.session import open_store, run_plan
+from _loopback import start_server, stats, timed_run, write_experiment
 
 
 def main() -> None:
@@ -44,20 +39,8 @@ def main() -> None:
             "--rpm", str(args.rpm), "--rpm-window", str(args.window),
         )  # fmt: skip
         try:
-            plan = load_plan(
-                experiment,
-                Overrides(
-                    out=Path(tmp) / "run",
-                    model="openai:sim-model",
-                    model_options={"base_url": url, **options},
-                ),
-            )
-            store = open_store(plan)
-            started = time.perf_counter()
-            summary = asyncio.run(run_plan(plan, store))
-            wall = time.perf_counter() - started
-            ok = store.con.execute("SELECT COUNT(*) FROM calls WHERE outcome = 'ok'").fetchone()[0]
-            store.close()
+            _, summary, wall = timed_run(experiment, Path(tmp) / "run", url, **options)
+            ok = summary.made - summary.errors - summary.context_exceeded
             served = stats(url)
         finally:
             proc.terminate()

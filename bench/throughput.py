@@ -10,16 +10,11 @@ Prints the wall time, the ideal bound max(critical path, calls x latency / concu
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import tempfile
-import time
 from pathlib import Path
 
-from _loopback import start_server, stats, write_experiment
-
-from societies.config.load import Overrides, load_plan
-from societies.scheduler.session import open_store, run_plan
+from _loopback import start_server, stats, timed_run, write_experiment
 
 
 def main() -> None:
@@ -35,19 +30,9 @@ def main() -> None:
             "--latency-ms", str(args.latency_ms), "--experiment", str(experiment)
         )
         try:
-            plan = load_plan(
-                experiment,
-                Overrides(
-                    out=Path(tmp) / "run",
-                    model="openai:sim-model",
-                    model_options={"base_url": url, "api_key_env": "SOCIETIES_BENCH_KEY"},
-                ),
+            plan, summary, wall = timed_run(
+                experiment, Path(tmp) / "run", url, api_key_env="SOCIETIES_BENCH_KEY"
             )
-            store = open_store(plan)
-            started = time.perf_counter()
-            summary = asyncio.run(run_plan(plan, store))
-            wall = time.perf_counter() - started
-            store.close()
             served = stats(url)
         finally:
             proc.terminate()
