@@ -6,20 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from societies.config.load import Plan, load_plans
-from societies.scheduler.tree import calls_per_tree
+from societies.config.load import load_plans
+from societies.scheduler.tree import planned_calls as planned
 from tests.helpers import REPO
 
 PRESETS = REPO / "experiments" / "paper"
-
-
-def planned(plan: Plan) -> int:
-    return sum(
-        calls_per_tree(s.size, plan.strategies_for(s, case, repeat), persona_call=True)
-        for repeat in range(plan.experiment.repeats)
-        for case in plan.cases
-        for s in plan.societies
-    )
 
 
 def distinct_prefixes(codes: list[str]) -> int:

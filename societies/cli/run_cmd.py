@@ -31,6 +31,7 @@ from societies.cost import (
 from societies.errors import SocietiesError
 from societies.scheduler.runner import RunSummary
 from societies.scheduler.session import open_store, run_plan
+from societies.scheduler.tree import planned_calls
 from societies.store.db import RunStore
 
 
@@ -140,18 +141,12 @@ def _run_with_progress(
     tokens = 0
 
     with progress:
-        bar = progress.add_task(plan.experiment.name, total=None, tokens=0)
+        bar = progress.add_task(plan.experiment.name, total=planned_calls(plan), tokens=0)
 
         def on_call(made: bool, used: int) -> None:
             nonlocal tokens
             tokens += used
             progress.update(bar, advance=1, tokens=tokens)
-
-        def hook(runner: object) -> None:
-            from societies.scheduler.runner import Runner
-
-            assert isinstance(runner, Runner)
-            progress.update(bar, total=runner.summary.planned)
 
         return asyncio.run(
             run_plan(
@@ -159,7 +154,6 @@ def _run_with_progress(
                 store,
                 backend_factory=metered_factory(meter),
                 progress=on_call,
-                runner_hook=hook,
             )
         )
 

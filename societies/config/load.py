@@ -69,7 +69,6 @@ class Plan:
     patterns: dict[str, Pattern]
     prompts: PromptSet
     rounds: int
-    concurrency: int
 
     def strategies_for(self, society: Society, case: Case, repeat: int) -> list[Strategy]:
         """The strategies as run on one case: random-reflector strategies are drawn here."""
@@ -230,7 +229,6 @@ def _resolve(
         patterns=patterns,
         prompts=prompts,
         rounds=rounds,
-        concurrency=experiment.concurrency,
     )
 
 

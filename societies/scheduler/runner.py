@@ -32,7 +32,7 @@ from societies.backends.base import (
 from societies.config.load import Plan
 from societies.config.models import ModelSpec
 from societies.errors import StoreError
-from societies.scheduler.tree import Node, build_tree, calls_per_tree
+from societies.scheduler.tree import Node, build_tree, planned_calls
 from societies.society.agents import Agent, Society
 from societies.store.db import RunStore, StoredCall, now
 from societies.tasks.base import Case
@@ -97,8 +97,7 @@ class Runner:
         self.invocation = invocation
         self.done: dict[str, StoredCall] = store.done_calls()
         self._trees: dict[str, Node] = {}
-        self.persona_call = plan.prompts.manifest.persona == "roleplay"
-        self.semaphore = asyncio.Semaphore(plan.concurrency)
+        self.semaphore = asyncio.Semaphore(plan.experiment.concurrency)
         self.backends: dict[str, ModelBackend] = {}
         self.backend_limits: dict[str, asyncio.Semaphore] = {}
         #: Per agent model (by identity: specs live as long as the plan): its backend key and
@@ -115,18 +114,10 @@ class Runner:
                     limit = backend.max_concurrency()
                     if limit is not None:
                         self.backend_limits[key] = asyncio.Semaphore(limit)
-        self.summary = RunSummary(planned=self.planned_calls())
+        self.summary = RunSummary(planned=planned_calls(plan))
         self.stopping = False
         self.fatal: BaseException | None = None
         self._vars: dict[str, dict[str, Any]] = {}
-
-    def planned_calls(self) -> int:
-        return sum(
-            calls_per_tree(s.size, self.plan.strategies_for(s, case, repeat), self.persona_call)
-            for repeat in range(self.plan.experiment.repeats)
-            for case in self.plan.cases
-            for s in self.plan.societies
-        )
 
     def _tree(self, society: Society, case: Case, repeat: int) -> Node:
         strategies = self.plan.strategies_for(society, case, repeat)
@@ -192,7 +183,7 @@ class Runner:
         prompts, task = self.plan.prompts, self.plan.task
         persona = prompts.persona(agent, task, case)
         conversation: Messages
-        if self.persona_call:
+        if self.plan.prompts.persona_call:
             state = await self._call(
                 prefix, "", agent, 0, "persona", None, ({"role": "user", "content": persona},),
                 (), case, repeat,

@@ -117,14 +117,11 @@ async def run_plan(
     backend_factory: BackendFactory = create_backend,
     progress: ProgressFn | None = None,
     argv: Sequence[str] | None = None,
-    runner_hook: Any = None,
 ) -> RunSummary:
     invocation = store.begin_invocation(__version__, list(argv if argv is not None else sys.argv))
     runner = Runner(
         plan, store, backend_factory=backend_factory, progress=progress, invocation=invocation
     )
-    if runner_hook is not None:
-        runner_hook(runner)
     status = "failed"
     try:
         with _quiet_gc():

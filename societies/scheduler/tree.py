@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from societies.society.strategy import RoundPlan, Strategy
+
+if TYPE_CHECKING:
+    from societies.config.load import Plan
 
 
 @dataclass(eq=False)
@@ -47,6 +51,16 @@ def build_tree(strategies: Sequence[Strategy]) -> Node:
 def calls_per_tree(n_agents: int, strategies: Sequence[Strategy], persona_call: bool) -> int:
     """Model calls for one case and society: ``n * (p + distinct prefixes)``."""
     return n_agents * (int(persona_call) + len(build_tree(strategies).walk()))
+
+
+def planned_calls(plan: Plan) -> int:
+    """Every call of a plan: the tree formula over repeats, cases and societies."""
+    return sum(
+        calls_per_tree(s.size, plan.strategies_for(s, case, repeat), plan.prompts.persona_call)
+        for repeat in range(plan.experiment.repeats)
+        for case in plan.cases
+        for s in plan.societies
+    )
 
 
 def calls_all_combinations(n_agents: int, n_rounds: int, persona_call: bool) -> int:

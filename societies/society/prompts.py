@@ -83,6 +83,11 @@ class PromptSet:
         )
         self._cache: dict[str, jinja2.Template | None] = {}
 
+    @property
+    def persona_call(self) -> bool:
+        """Whether the persona is a role-play turn the model answers (one call per agent)."""
+        return self.manifest.persona == "roleplay"
+
     def _template(self, name: str) -> jinja2.Template | None:
         if name not in self._cache:
             try:
