@@ -20,16 +20,20 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from societies.backends.base import (
+    AnyBackend,
     CallRefusedError,
     GenerateRequest,
     GenerateResult,
     ModelBackend,
+    NoOptions,
     Usage,
     create_backend,
     estimate_prompt_tokens,
 )
+from societies.backends.simulated import GroundTruth, SimulatedBackend, ask
 from societies.config.load import Plan
 from societies.config.models import ModelSpec, Price
 from societies.errors import ConfigError
@@ -138,12 +142,13 @@ class CostMeter:
         self.spent += cost_of(price, usage)
 
 
-class MeteredBackend(ModelBackend):
-    """Wraps a paid backend: admits each call against the budget and adds up its cost."""
+class MeteredBackend(SimulatedBackend[Any]):
+    """Wraps a paid backend: admits each call against the budget and adds up its cost (and
+    passes the ground truth on, should the paid backend wrap a simulated model)."""
 
     name = "metered"
 
-    def __init__(self, inner: ModelBackend, meter: CostMeter) -> None:
+    def __init__(self, inner: AnyBackend, meter: CostMeter) -> None:
         # Not ModelBackend.__init__: the options belong to the inner backend.
         self.spec = inner.spec
         self.options = inner.options
@@ -151,11 +156,17 @@ class MeteredBackend(ModelBackend):
         self.meter = meter
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
+        return await self._metered(request, None)
+
+    async def simulate(self, request: GenerateRequest, truth: GroundTruth) -> GenerateResult:
+        return await self._metered(request, truth)
+
+    async def _metered(self, request: GenerateRequest, truth: GroundTruth | None) -> GenerateResult:
         estimate = self.meter.estimate(request)
         self.meter.admit(estimate)
         result: GenerateResult | None = None
         try:
-            result = await self.inner.generate(request)
+            result = await ask(self.inner, request, truth)
             return result
         finally:
             self.meter.settle(estimate, request.model, None if result is None else result.usage)
@@ -167,11 +178,11 @@ class MeteredBackend(ModelBackend):
         return self.inner.max_concurrency()
 
 
-def metered_factory(meter: CostMeter) -> Callable[[ModelSpec], ModelBackend]:
+def metered_factory(meter: CostMeter) -> Callable[[ModelSpec], AnyBackend]:
     """A backend factory for the runner that meters every paid backend."""
     from societies.backends.replay import ReplayBackend
 
-    def make(spec: ModelSpec) -> ModelBackend:
+    def make(spec: ModelSpec) -> AnyBackend:
         backend = create_backend(spec)
         if isinstance(backend, ReplayBackend):
             if backend.fallback is not None:
@@ -198,7 +209,7 @@ class DryRun:
     unpriced: list[str]
 
 
-class _DryBackend(ModelBackend):
+class _DryBackend(ModelBackend[NoOptions]):
     """Answers every call with filler of the assumed reply length; sends nothing."""
 
     name = "dry-run"
@@ -209,8 +220,8 @@ class _DryBackend(ModelBackend):
         self.seen: list[tuple[str, int, int]] = []
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
-        ctx = request.context
-        text = "ok" if ctx is not None and ctx.step == "persona" else "word " * self.reply_tokens
+        key = request.key
+        text = "ok" if key is not None and key.step == "persona" else "word " * self.reply_tokens
         reply = 1 if text == "ok" else self.reply_tokens
         usage = Usage(estimate_prompt_tokens(request.messages), reply)
         self.seen.append((request.model, usage.prompt_tokens, usage.completion_tokens))
@@ -225,7 +236,7 @@ def estimate_run(plan: Plan, table: Mapping[str, Price], reply_tokens: int = 250
 
     backends: list[_DryBackend] = []
 
-    def make(spec: ModelSpec) -> ModelBackend:
+    def make(spec: ModelSpec) -> AnyBackend:
         if spec.backend == "replay":
             # Recorded answers are replayed for real (they cost nothing); only the fallback,
             # which would be asked over the network, is stood in for.
@@ -243,12 +254,10 @@ def estimate_run(plan: Plan, table: Mapping[str, Price], reply_tokens: int = 250
         existing = plan.output / STORE_FILE
         if existing.exists():
             source = RunStore(existing, readonly=True)
-            target = RunStore(Path(tmp) / STORE_FILE)
             try:
-                source.con.backup(target.con)
+                source.backup_to(Path(tmp) / STORE_FILE)
             finally:
                 source.con.close()
-                target.con.close()
         scratch = replace(plan, output=Path(tmp))
         store = open_store(scratch)
         try:

@@ -45,13 +45,20 @@ def write_experiment(
 def calls(run_dir: Path) -> list[dict[str, Any]]:
     con = sqlite3.connect(run_dir / "store.sqlite")
     try:
-        cur = con.execute("SELECT * FROM calls ORDER BY call_key")
+        cur = con.execute(
+            "SELECT * FROM calls ORDER BY repeat, case_id, society, node, agent, step"
+        )
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     finally:
         con.close()
 
 
-def answers(run_dir: Path) -> dict[str, tuple[str | None, str | None, str]]:
-    """Per call key: reply, parsed answer, outcome."""
-    return {c["call_key"]: (c["reply"], c["answer"], c["outcome"]) for c in calls(run_dir)}
+def position(call: dict[str, Any]) -> tuple[Any, ...]:
+    """A stored call's position: repeat, case, society, node, agent, step."""
+    return tuple(call[k] for k in ("repeat", "case_id", "society", "node", "agent", "step"))
+
+
+def answers(run_dir: Path) -> dict[tuple[Any, ...], tuple[str | None, str | None, str]]:
+    """Per call position: reply, parsed answer, outcome."""
+    return {position(c): (c["reply"], c["answer"], c["outcome"]) for c in calls(run_dir)}

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from societies.backends.base import ModelBackend
+from societies.backends.base import AnyBackend
 from societies.config.load import Overrides, Plan, load_plan
 from societies.config.models import ModelSpec
 from societies.scheduler.runner import RunSummary
@@ -54,8 +54,8 @@ def run(
     return plan, asyncio.run(run_experiment(plan, **kwargs))
 
 
-def same_backend(backend: ModelBackend) -> Any:
-    def factory(spec: ModelSpec) -> ModelBackend:
+def same_backend(backend: AnyBackend) -> Any:
+    def factory(spec: ModelSpec) -> AnyBackend:
         return backend
 
     return factory

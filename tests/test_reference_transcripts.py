@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from societies.backends.base import GenerateRequest
-from societies.backends.fake import FunctionModel
+from societies.backends.fake import Asked, FunctionModel
 from tests.helpers import run, same_backend, write
 
 DATA_FILES = {"mmlu": "mmlu.jsonl", "math": "math.jsonl", "chess": "chess.jsonl"}
@@ -29,12 +28,11 @@ def replay_and_compare(shared: Path, tmp_path: Path, reference: dict[str, Any]) 
     agents: list[list[dict[str, str]]] = reference["agents"]
     compared = 0
 
-    def answer(request: GenerateRequest) -> str:
+    def answer(asked: Asked) -> str:
         nonlocal compared
-        assert request.context is not None
-        expected = agents[request.context.agent.index]
-        sent = [dict(m) for m in request.messages]
-        assert sent == expected[: len(sent)], f"agent {request.context.agent.index} differs"
+        expected = agents[asked.truth.agent.index]
+        sent = [dict(m) for m in asked.request.messages]
+        assert sent == expected[: len(sent)], f"agent {asked.truth.agent.index} differs"
         compared += 1
         return expected[len(sent)]["content"]
 

@@ -12,7 +12,7 @@ from societies.backends.base import PermanentModelError
 from societies.config.load import Overrides, load_plan
 from societies.scheduler.runner import RunSummary
 from societies.scheduler.session import run_experiment
-from tests.backend_helpers import answers, calls, write_experiment
+from tests.backend_helpers import answers, calls, position, write_experiment
 
 
 async def run(experiment: Path, out: Path) -> RunSummary:
@@ -35,9 +35,9 @@ async def test_replaying_a_run_gives_the_same_replies(tmp_path: Path, recorded: 
     summary = await run(experiment, tmp_path / "again")
     assert summary.made == 72 and summary.errors == 0
     assert answers(tmp_path / "again") == answers(recorded)
-    original = {c["call_key"]: c for c in calls(recorded)}
+    original = {position(c): c for c in calls(recorded)}
     for row in calls(tmp_path / "again"):
-        assert row["prompt_tokens"] == original[row["call_key"]]["prompt_tokens"]
+        assert row["prompt_tokens"] == original[position(row)]["prompt_tokens"]
 
 
 async def test_an_unrecorded_request_is_named(tmp_path: Path, recorded: Path) -> None:
@@ -67,7 +67,14 @@ async def test_replay_from_a_jsonl_transcript_into_another_model_name(
             line = {
                 "messages": json.loads(row["messages_json"]),
                 "reply": row["reply"],
-                "call_key": row["call_key"].replace("1eg-2oc", "elsewhere"),
+                "call": {
+                    "repeat": row["repeat"],
+                    "case_id": row["case_id"],
+                    "society": "elsewhere",
+                    "node": row["node"],
+                    "agent": row["agent"],
+                    "step": row["step"],
+                },
             }
             fh.write(json.dumps(line) + "\n")
     model = replay_model(transcript, match="messages")

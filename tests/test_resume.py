@@ -14,8 +14,8 @@ from pathlib import Path
 from tests.helpers import experiment, run, write
 
 COMPARED = (
-    "call_key, messages_json, reply, answer, correct, prompt_tokens, completion_tokens, "
-    "total_tokens, outcome, request_hash, model, attempts"
+    "repeat, case_id, society, node, agent, step, messages_json, reply, answer, correct, "
+    "prompt_tokens, completion_tokens, total_tokens, outcome, request_hash, model, attempts"
 )
 
 
@@ -96,7 +96,7 @@ def test_same_seed_same_results_other_seed_differs(tmp_path: Path) -> None:
     run(write(tmp_path, exp, "b.yaml"), tmp_path / "b", concurrency=64)
     assert rows(tmp_path / "a") == rows(tmp_path / "b")
     run(write(tmp_path, experiment(rounds=2, seed=1), "c.yaml"), tmp_path / "c")
-    replies_a = {r[0]: r[2] for r in rows(tmp_path / "a")}
-    replies_c = {r[0]: r[2] for r in rows(tmp_path / "c")}
+    replies_a = {r[:6]: r[7] for r in rows(tmp_path / "a")}
+    replies_c = {r[:6]: r[7] for r in rows(tmp_path / "c")}
     assert replies_a.keys() == replies_c.keys()
     assert replies_a != replies_c

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from societies.backends.base import GenerateRequest
-from societies.backends.fake import FunctionModel
+from societies.backends.fake import Asked, FunctionModel
 from societies.scheduler.tree import calls_all_combinations
 from societies.store.db import STORE_FILE
 from tests.helpers import experiment, run, same_backend, write
@@ -59,10 +58,10 @@ def test_strategy_subset_counts_distinct_prefixes(tmp_path: Path) -> None:
     assert summary.made == 2 * 3 * 6  # 2 societies x 3 agents x 6 nodes
 
 
-def _replies_by_round(request: GenerateRequest) -> str:
-    ctx = request.context
-    assert ctx is not None
-    return f"agent {ctx.agent.index} node {ctx.key.split('|')[3]!r} round {ctx.round} (A)"
+def _replies_by_round(asked: Asked) -> str:
+    truth, key = asked.truth, asked.request.key
+    assert key is not None
+    return f"agent {truth.agent.index} node {key.node!r} round {truth.round} (A)"
 
 
 def test_simultaneous_update_each_agent_sees_only_previous_round(tmp_path: Path) -> None:
@@ -71,11 +70,10 @@ def test_simultaneous_update_each_agent_sees_only_previous_round(tmp_path: Path)
     exp["societies"] = [{"agents": 3, "easy_going": 1}]
     model = FunctionModel(_replies_by_round)
     run(write(tmp_path, exp), tmp_path / "out", same_backend(model))
-    debates = [r for r in model.requests if r.context and r.context.round > 0]
+    debates = [a for a in model.requests if a.truth.round > 0]
     assert len(debates) == 6
-    for request in debates:
-        ctx = request.context
-        assert ctx is not None
+    for asked in debates:
+        ctx, request = asked.truth, asked.request
         # Peers are the other agents' replies of the parent round, in index order.
         expected = tuple(
             f"agent {j} node {'0' * (ctx.round - 1)!r} round {ctx.round - 1} (A)"
@@ -95,11 +93,11 @@ def test_per_agent_patterns_debaters_see_only_debaters(tmp_path: Path) -> None:
     exp["societies"] = [{"agents": 3, "easy_going": 1}]
     model = FunctionModel(_replies_by_round)
     run(write(tmp_path, exp), tmp_path / "out", same_backend(model))
-    round1 = {r.context.agent.index: r for r in model.requests if r.context and r.context.round}
-    assert round1[0].context is not None and round1[0].context.pattern == "debate"
+    round1 = {a.truth.agent.index: a.truth for a in model.requests if a.truth.round}
+    assert round1[0].pattern == "debate"
     # Agent 0 debates but the others reflect: it sees no one.
-    assert round1[0].context.peer_replies == ()
-    assert round1[1].context is not None and round1[1].context.pattern == "reflection"
+    assert round1[0].peer_replies == ()
+    assert round1[1].pattern == "reflection"
 
 
 def test_context_overflow_marks_node_and_descendants(tmp_path: Path) -> None:
@@ -148,9 +146,8 @@ def test_random_reflector_is_seeded_and_keeps_prefix_sharing(tmp_path: Path) -> 
             codes.add(strategy.code)
     assert len(codes) > 4
     # The debaters see only each other: one peer reply each.
-    for request in model.requests:
-        ctx = request.context
-        if ctx is not None and ctx.pattern == "debate":
-            assert len(ctx.peer_replies) == 1
+    for asked in model.requests:
+        if asked.truth.pattern == "debate":
+            assert len(asked.truth.peer_replies) == 1
     again = [plan.strategies_for(plan.societies[0], c, 0) for c in plan.cases]
     assert again == realized

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from societies.backends.base import CallKey
 from societies.backends.fake import FunctionModel, ScriptedModel, UnexpectedCallError
 from societies.config.load import load_plan
 from societies.errors import ConfigError
@@ -44,8 +45,8 @@ def test_user_trait_persona_and_agent_model_override(tmp_path: Path) -> None:
     exp["model"] = {"backend": "sim", "name": "default", "params": {"temperature": 0.7}}
     model = FunctionModel(lambda r: "I pick (A).")
     plan, _ = run(write(tmp_path, exp), tmp_path / "out", same_backend(model))
-    first = [r for r in model.requests if r.context and r.context.round == 0]
-    by_agent = {r.context.agent.index: r for r in first if r.context}
+    first = [a for a in model.requests if a.truth.round == 0]
+    by_agent = {a.truth.agent.index: a.request for a in first}
     assert by_agent[0].messages[0] == {
         "role": "system",
         "content": "You are a careful checker; you doubt everything.",
@@ -71,7 +72,7 @@ def test_user_templates_render_in_a_sandbox(tmp_path: Path) -> None:
 def test_scripted_model_fails_loudly_on_unexpected_call(tmp_path: Path) -> None:
     exp = experiment(prompts="default", societies=[{"agents": 1}], strategies=["0"], rounds=None)
     exp["task"]["cases"] = 1
-    script = {"0|qs-01|1oc||0|answer": "It is (A)."}  # round 1 is not scripted
+    script = {CallKey(0, "qs-01", "1oc", "", 0, "answer"): "It is (A)."}  # round 1: not scripted
     model = ScriptedModel(script)
     with pytest.raises(UnexpectedCallError, match=r"unexpected call 0\|qs-01\|1oc\|0\|0"):
         run(write(tmp_path, exp), tmp_path / "out", same_backend(model))

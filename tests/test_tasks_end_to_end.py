@@ -12,6 +12,7 @@ from random import Random
 import pytest
 from click.testing import CliRunner
 
+from societies.backends.simulated import simulated_task
 from societies.cli.main import cli
 from societies.tasks.base import Case, Task, get_task_class, task_names
 from societies.tasks.chess import ChessTask, generate_games
@@ -44,12 +45,13 @@ def test_example_experiment_runs_on_the_sim_model(name: str, tmp_path: Path) -> 
 def test_sim_replies_parse_back_to_their_answer(name: str, extraction: str) -> None:
     """The sim hooks and the parsers agree: what the simulated agent says is what is read."""
     task = get_task_class(name)(extraction)  # type: ignore[arg-type]
+    sim = simulated_task(task)
     rng = Random(0)
     for case in _cases(task):
         for correct in (True, False):
             for _ in range(5):
-                answer = task.sim_answer(case, correct, rng)
-                reply = task.sim_reply(case, answer, rng)
+                answer = sim.sim_answer(case, correct, rng)
+                reply = sim.sim_reply(case, answer, rng)
                 parsed = task.parse_case(reply, case)
                 if not (extraction == "paper" and name == "mmlu"):
                     assert parsed == answer, (reply, answer)
@@ -57,7 +59,7 @@ def test_sim_replies_parse_back_to_their_answer(name: str, extraction: str) -> N
                     extraction == "paper" and name == "math"
                 ), reply
         if not (extraction == "paper" and name == "jsonl"):  # paper reads any last line
-            assert task.parse_case(task.sim_reply(case, None, rng), case) is None
+            assert task.parse_case(sim.sim_reply(case, None, rng), case) is None
 
 
 def _cases(task: Task) -> list[Case]:

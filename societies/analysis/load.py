@@ -23,12 +23,6 @@ from societies.errors import StoreError
 from societies.store.db import STORE_FILE, RunStore
 from societies.tasks.base import Case, Task, get_task_class
 
-_CALL_COLS = (
-    "repeat, case_id, society, node, agent, round, step, pattern, reply, answer, correct, "
-    "prompt_tokens, completion_tokens, total_tokens, cached_tokens, latency_ms, backend, model, "
-    "attempts, outcome"
-)
-
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -54,7 +48,6 @@ def _read_run(path: Path, label: str | None, taken: set[str]) -> tuple[RunInfo, 
         row = store.run_row()
         if row is None:
             raise StoreError(f"{path}: the store holds no run")
-        con = store.con
         try:
             task_cls = get_task_class(row["task"])
         except KeyError as exc:
@@ -63,14 +56,9 @@ def _read_run(path: Path, label: str | None, taken: set[str]) -> tuple[RunInfo, 
         task = task_cls(row["extraction"], (config.get("task") or {}).get("options"))
         cases = {
             cid: task.case_from_stored(cid, idx, json.loads(fields))
-            for cid, idx, fields in con.execute("SELECT case_id, idx, fields_json FROM cases")
+            for cid, idx, fields in store.case_rows()
         }
-        frames = {
-            "calls": pd.read_sql_query(f"SELECT {_CALL_COLS} FROM calls", con),
-            "nodes": pd.read_sql_query("SELECT * FROM strategy_nodes", con),
-            "agents": pd.read_sql_query("SELECT * FROM agents", con),
-            "cases": pd.read_sql_query("SELECT case_id, idx FROM cases", con),
-        }
+        frames = store.frames()
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: cannot read the run store ({exc})") from None
     finally:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -140,6 +140,18 @@ def accuracy_summary(by_repeat: pd.DataFrame, ddof: int = 0) -> pd.DataFrame:
     out["n_repeats"] = grouped.size()
     out["n_cases"] = grouped["n_cases"].sum()
     return out.reset_index()
+
+
+def pooled_accuracy(votes: pd.DataFrame) -> dict[tuple[str, str, int], float]:
+    """Per society x strategy x round: the share of complete society answers that are correct,
+    over every case and repeat (the end-of-run table of ``societies run``)."""
+    done = votes[votes["complete"]]
+    pooled = done.groupby(["society", "strategy", "round"], observed=True)["correct"].mean()
+    out: dict[tuple[str, str, int], float] = {}
+    for key, value in pooled.to_dict().items():
+        society, strategy, round_index = cast(tuple[str, str, int], key)
+        out[(str(society), str(strategy), int(round_index))] = float(value)
+    return out
 
 
 def majority_set(answers: Sequence[str | None]) -> frozenset[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from societies.store.db import RunStore, now
+from societies.store.db import RunStore
 from societies.tasks.base import Extraction, get_task_class
 
 
@@ -32,12 +32,9 @@ def rescore(store: RunStore, extraction: Extraction) -> RescoreSummary:
     task = get_task_class(run["task"])(extraction, config["task"].get("options"))
     cases = {
         cid: task.case_from_stored(cid, idx, json.loads(fields))
-        for cid, idx, fields in store.con.execute("SELECT case_id, idx, fields_json FROM cases")
+        for cid, idx, fields in store.case_rows()
     }
-    rows = store.con.execute(
-        "SELECT id, case_id, reply, answer, correct FROM calls "
-        "WHERE step = 'answer' AND reply IS NOT NULL"
-    ).fetchall()
+    rows = store.replies()
     updates = []
     changed = unparsed_before = unparsed_after = correct_before = correct_after = 0
     for call_id, case_id, reply, old_answer, old_correct in rows:
@@ -49,17 +46,8 @@ def rescore(store: RunStore, extraction: Extraction) -> RescoreSummary:
         unparsed_after += answer is None
         correct_before += bool(old_correct)
         correct_after += correct
-        updates.append((answer, correct, extraction, call_id))
-    store.con.execute("BEGIN IMMEDIATE")
-    try:
-        store.con.executemany(
-            "UPDATE calls SET answer = ?, correct = ?, extraction = ? WHERE id = ?", updates
-        )
-        store.con.execute("UPDATE run SET extraction = ?, rescored_at = ?", (extraction, now()))
-    except BaseException:
-        store.con.execute("ROLLBACK")
-        raise
-    store.con.execute("COMMIT")
+        updates.append((answer, correct, call_id))
+    store.update_answers(updates, extraction)
     return RescoreSummary(
         len(rows), changed, unparsed_before, unparsed_after, correct_before, correct_after
     )
@@ -77,11 +65,4 @@ class UnparsedCell:
 def unparsed_rates(store: RunStore) -> list[UnparsedCell]:
     """Replies that commit to no answer, per society x agent x round (calls that returned a
     reply only; failed and overflowing calls are outcomes of their own)."""
-    return [
-        UnparsedCell(*row)
-        for row in store.con.execute(
-            "SELECT society, agent, round, SUM(answer IS NULL), COUNT(*) FROM calls "
-            "WHERE step = 'answer' AND reply IS NOT NULL "
-            "GROUP BY society, agent, round ORDER BY society, agent, round"
-        )
-    ]
+    return [UnparsedCell(*row) for row in store.unparsed_counts()]

@@ -12,45 +12,31 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
 from societies.config.models import ModelSpec
 from societies.errors import ModelError
+from societies.store.records import CallKey, Step
 
-if TYPE_CHECKING:
-    from societies.society.agents import Agent
-    from societies.tasks.base import Case, Task
+__all__ = ["CallKey", "Step"]  # re-exported: backends name calls by them
 
 ChatMessage = Mapping[str, str]
-Step = Literal["persona", "answer"]
-
-
-@dataclass(frozen=True, slots=True)
-class CallContext:
-    """What the scheduler knows about a call. Real backends ignore it; the simulated model
-    uses it to play a society member who knows the ground truth."""
-
-    key: str
-    task: Task
-    case: Case
-    agent: Agent
-    round: int
-    step: Step
-    #: Pattern of this round for this agent; ``None`` for round 0.
-    pattern: str | None
-    peer_replies: tuple[str, ...]
-    seed: int
-    repeat: int
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
 class GenerateRequest:
+    """What a model is asked: the messages, the model name and the generation parameters."""
+
     messages: Sequence[ChatMessage]
     model: str
     params: Mapping[str, Any]
-    context: CallContext | None = None
+    #: Where the call sits in the experiment (``None`` outside a run). Only backends that
+    #: answer by position read it (replay, scripted fakes, the dry run's stand-in); it holds
+    #: no ground truth.
+    key: CallKey | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,22 +84,24 @@ class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModelBackend(ABC):
-    """Subclass, set ``name`` (and ``Options`` for settings), implement ``generate``."""
+class ModelBackend(ABC, Generic[OptionsT]):
+    """Subclass as ``ModelBackend[MyOptions]``, set ``name`` and ``Options = MyOptions``
+    (the pydantic model ``model.options`` is validated with), implement ``generate``."""
 
     name: ClassVar[str]
-    #: Validated from ``model.options`` in the experiment file.
+    #: Validated from ``model.options`` in the experiment file; the type parameter names it
+    #: for the type checker, so ``self.options`` is typed in every backend.
     Options: ClassVar[type[BaseModel]] = NoOptions
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
-        self.options: Any = self.Options.model_validate(spec.options)
+        self.options: OptionsT = cast(OptionsT, self.Options.model_validate(spec.options))
 
     @abstractmethod
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         """Answer one chat request. Raise the errors above; anything else is a bug."""
 
-    async def aclose(self) -> None:  # noqa: B027  (optional hook, not abstract)
+    async def aclose(self) -> None:
         """Release connections; called once when the run ends."""
 
     def max_concurrency(self) -> int | None:
@@ -121,10 +109,12 @@ class ModelBackend(ABC):
         return None
 
 
-_REGISTRY: dict[str, type[ModelBackend]] = {}
+AnyBackend = ModelBackend[Any]
+_REGISTRY: dict[str, type[AnyBackend]] = {}
+_B = TypeVar("_B", bound=type[AnyBackend])
 
 
-def register_backend(cls: type[ModelBackend]) -> type[ModelBackend]:
+def register_backend(cls: _B) -> _B:
     _REGISTRY[cls.name] = cls
     return cls
 
@@ -145,7 +135,7 @@ def backend_names() -> list[str]:
     return sorted(set(_REGISTRY) | set(_LAZY))
 
 
-def get_backend_class(name: str) -> type[ModelBackend]:
+def get_backend_class(name: str) -> type[AnyBackend]:
     _load_builtin_backends()
     if name not in _REGISTRY and name in _LAZY:
         importlib.import_module(_LAZY[name])
@@ -155,7 +145,7 @@ def get_backend_class(name: str) -> type[ModelBackend]:
         raise KeyError(f"unknown backend '{name}' (known: {', '.join(backend_names())})") from None
 
 
-def create_backend(spec: ModelSpec) -> ModelBackend:
+def create_backend(spec: ModelSpec) -> AnyBackend:
     return get_backend_class(spec.backend)(spec)
 
 

@@ -1,21 +1,26 @@
 """Fake models for tests, the project's and users' alike.
 
-``FunctionModel`` answers through a Python function; ``ScriptedModel`` answers from a script
-keyed by call and fails loudly on any call the script does not expect.
+``FunctionModel`` answers through a Python function that sees the request and the ground
+truth (it is a simulated model); ``ScriptedModel`` answers from a script keyed by call
+position and fails loudly on any call the script does not expect.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from societies.backends.base import (
+    CallKey,
     GenerateRequest,
     GenerateResult,
     ModelBackend,
+    NoOptions,
     Usage,
     estimate_prompt_tokens,
     estimate_tokens,
 )
+from societies.backends.simulated import GroundTruth, SimulatedBackend
 from societies.config.models import ModelSpec
 
 
@@ -23,44 +28,54 @@ class UnexpectedCallError(AssertionError):
     """A scripted model was asked something its script does not cover."""
 
 
-class FunctionModel(ModelBackend):
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """One call a ``FunctionModel`` answered: the request and the scheduler's ground truth."""
+
+    request: GenerateRequest
+    truth: GroundTruth
+
+
+def _result(request: GenerateRequest, out: str | GenerateResult) -> GenerateResult:
+    if isinstance(out, GenerateResult):
+        return out
+    return GenerateResult(
+        out, Usage(estimate_prompt_tokens(request.messages), estimate_tokens(out))
+    )
+
+
+class FunctionModel(SimulatedBackend[NoOptions]):
     name = "function"
 
     def __init__(
-        self,
-        fn: Callable[[GenerateRequest], str | GenerateResult],
-        spec: ModelSpec | None = None,
+        self, fn: Callable[[Asked], str | GenerateResult], spec: ModelSpec | None = None
     ) -> None:
         super().__init__(spec or ModelSpec(backend="function", name="function"))
         self.fn = fn
-        self.requests: list[GenerateRequest] = []
+        self.requests: list[Asked] = []
 
-    async def generate(self, request: GenerateRequest) -> GenerateResult:
-        self.requests.append(request)
-        out = self.fn(request)
-        if isinstance(out, GenerateResult):
-            return out
-        return GenerateResult(
-            out, Usage(estimate_prompt_tokens(request.messages), estimate_tokens(out))
-        )
+    async def simulate(self, request: GenerateRequest, truth: GroundTruth) -> GenerateResult:
+        asked = Asked(request, truth)
+        self.requests.append(asked)
+        return _result(request, self.fn(asked))
 
 
-class ScriptedModel(FunctionModel):
-    """Replies keyed by the scheduler's call key ``repeat|case|society|node|agent|step``."""
+class ScriptedModel(ModelBackend[NoOptions]):
+    """Replies keyed by the call's position (``CallKey``)."""
 
     name = "scripted"
 
-    def __init__(self, script: Mapping[str, str], spec: ModelSpec | None = None) -> None:
+    def __init__(self, script: Mapping[CallKey, str], spec: ModelSpec | None = None) -> None:
+        super().__init__(spec or ModelSpec(backend="scripted", name="scripted"))
         self.script = dict(script)
-        self.used: set[str] = set()
-        super().__init__(self._reply, spec)
+        self.used: set[CallKey] = set()
 
-    def _reply(self, request: GenerateRequest) -> str:
-        if request.context is None or request.context.key not in self.script:
-            key = request.context.key if request.context else "(no context)"
-            raise UnexpectedCallError(f"unexpected call {key}")
-        self.used.add(request.context.key)
-        return self.script[request.context.key]
+    async def generate(self, request: GenerateRequest) -> GenerateResult:
+        key = request.key
+        if key is None or key not in self.script:
+            raise UnexpectedCallError(f"unexpected call {key.text if key else '(no position)'}")
+        self.used.add(key)
+        return _result(request, self.script[key])
 
-    def unused(self) -> set[str]:
+    def unused(self) -> set[CallKey]:
         return set(self.script) - self.used

@@ -80,13 +80,13 @@ class OpenAIOptions(BaseModel):
 
 
 @register_backend
-class OpenAIBackend(ModelBackend):
+class OpenAIBackend(ModelBackend[OpenAIOptions]):
     name = "openai"
     Options = OpenAIOptions
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
-        opts: OpenAIOptions = self.options
+        opts = self.options
         key = os.environ.get(opts.api_key_env) if opts.api_key_env else None
         if not key:
             if opts.api_key_env and opts.base_url is None:
@@ -123,7 +123,7 @@ class OpenAIBackend(ModelBackend):
         await self.client.close()
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
-        opts: OpenAIOptions = self.options
+        opts = self.options
         attempts = 0
         retrying = AsyncRetrying(
             stop=stop_after_attempt(opts.max_attempts) | stop_before_delay(opts.max_wait),
@@ -147,7 +147,7 @@ class OpenAIBackend(ModelBackend):
 
     def _wait(self, state: RetryCallState) -> float:
         """Exponential back-off with jitter, or the server's Retry-After when that is longer."""
-        opts: OpenAIOptions = self.options
+        opts = self.options
         ceiling = min(opts.backoff_max, opts.backoff_initial * 2 ** (state.attempt_number - 1))
         wait = self._rng.uniform(opts.backoff_initial / 2, ceiling)
         outcome = state.outcome

@@ -6,7 +6,7 @@ where: the key is the requested model plus the exact messages (``match: messages
 model), so a different experiment that happens to ask the same thing gets the same reply, and
 generation parameters may change (they are not part of the key). When several recorded calls
 asked the same thing (identical first turns in two societies, or repeats), the one at the same
-call position (``repeat|case|society|node|agent|step``) wins, then one at the same position in
+call position (repeat, case, society, node, agent, step) wins, then one at the same position in
 another society (an experiment with other society names), then one of the same repeat; a
 request asked in a repeat the recording does not have is unmatched, so that extra repeats
 sample anew instead of copying.
@@ -28,16 +28,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from societies.backends.base import (
+    CallKey,
     ChatMessage,
     ContextExceededError,
     GenerateRequest,
     GenerateResult,
-    ModelBackend,
     PermanentModelError,
     Usage,
     create_backend,
     register_backend,
 )
+from societies.backends.simulated import GroundTruth, SimulatedBackend, ask
 from societies.config.models import ModelSpec
 from societies.errors import ConfigError, DataError
 from societies.store.db import STORE_FILE, RunStore
@@ -53,7 +54,7 @@ class ReplayOptions(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    call_key: str | None
+    key: CallKey | None
     repeat: int | None
     reply: str | None
     outcome: str
@@ -72,13 +73,16 @@ def request_key(model: str | None, messages: Sequence[ChatMessage]) -> str:
 
 
 @register_backend
-class ReplayBackend(ModelBackend):
+class ReplayBackend(SimulatedBackend[ReplayOptions]):
+    """Recorded replies; a request not recorded goes to the fallback, with the ground truth
+    when the fallback is a simulated model."""
+
     name = "replay"
     Options = ReplayOptions
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
-        opts: ReplayOptions = self.options
+        opts = self.options
         self.by_model = opts.match == "model+messages"
         self.records: dict[str, list[Recorded]] = {}
         for model, messages, record in _load(Path(opts.source)):
@@ -95,12 +99,18 @@ class ReplayBackend(ModelBackend):
             await self.fallback.aclose()
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
+        return await self._answer(request, None)
+
+    async def simulate(self, request: GenerateRequest, truth: GroundTruth) -> GenerateResult:
+        return await self._answer(request, truth)
+
+    async def _answer(self, request: GenerateRequest, truth: GroundTruth | None) -> GenerateResult:
         key = request_key(request.model if self.by_model else None, request.messages)
         record = self._pick(self.records.get(key, ()), request)
         if record is None:
             if self.fallback is not None:
-                return await self.fallback.generate(request)
-            where = request.context.key if request.context is not None else "a request"
+                return await ask(self.fallback, request, truth)
+            where = request.key.text if request.key is not None else "a request"
             last = request.messages[-1]["content"] if request.messages else ""
             raise PermanentModelError(
                 f"replay: no recorded reply for call {where} (model {request.model}, "
@@ -118,26 +128,25 @@ class ReplayBackend(ModelBackend):
         found = list(candidates)
         if not found:
             return None
-        ctx = request.context
-        if ctx is None:
+        key = request.key
+        if key is None:
             return found[0]
         for record in found:
-            if record.call_key == ctx.key:
+            if record.key == key:
                 return record
-        position = _position(ctx.key)
+        position = _position(key)
         for record in found:
-            if record.call_key is not None and _position(record.call_key) == position:
+            if record.key is not None and _position(record.key) == position:
                 return record
         for record in found:
-            if record.repeat is None or record.repeat == ctx.repeat:
+            if record.repeat is None or record.repeat == key.repeat:
                 return record
         return None
 
 
-def _position(call_key: str) -> str:
+def _position(key: CallKey) -> tuple[int, str, str, int, str]:
     """A call key without its society: where in the tree, for whom, in which repeat."""
-    parts = call_key.split("|")
-    return "|".join(parts[:2] + parts[3:])
+    return (key.repeat, key.case_id, key.node, key.agent, key.step)
 
 
 def _load(path: Path) -> Iterable[tuple[str | None, list[ChatMessage], Recorded]]:
@@ -152,27 +161,23 @@ def _load(path: Path) -> Iterable[tuple[str | None, list[ChatMessage], Recorded]
 
 def _load_store(path: Path) -> list[tuple[str | None, list[ChatMessage], Recorded]]:
     store = RunStore(path, readonly=True)
+    out: list[tuple[str | None, list[ChatMessage], Recorded]] = []
     try:
-        rows = store.con.execute(
-            "SELECT c.call_key, c.repeat, c.messages_json, c.reply, c.outcome, c.prompt_tokens,"
-            " c.completion_tokens, c.cached_tokens, c.model, c.request_id, a.model"
-            " FROM calls c LEFT JOIN agents a ON a.society = c.society AND a.agent = c.agent"
-            " WHERE c.outcome != 'error' AND c.messages_json != '[]' ORDER BY c.id"
-        ).fetchall()
+        for r in store.recorded_calls():
+            usage = Usage(r.prompt_tokens, r.completion_tokens, r.cached_tokens)
+            record = Recorded(r.key, r.key.repeat, r.reply, r.outcome, usage, r.model, r.request_id)
+            out.append((r.asked_model or r.model, json.loads(r.messages_json), record))
     except sqlite3.DatabaseError as exc:
         raise DataError(f"replay: {path}: cannot read calls ({exc})") from None
     finally:
         store.con.close()
-    out = []
-    for key, repeat, messages, reply, outcome, p, c, cached, model, request_id, asked in rows:
-        record = Recorded(key, repeat, reply, outcome, Usage(p, c, cached), model, request_id)
-        out.append((asked or model, json.loads(messages), record))
     return out
 
 
 def _load_jsonl(path: Path) -> list[tuple[str | None, list[ChatMessage], Recorded]]:
-    """Rows ``{"messages": [...], "reply": "...", "model"?, "repeat"?, "call_key"?, "usage"?}``;
-    without call keys, identical requests (two agents with the same persona) get one reply."""
+    """Rows ``{"messages": [...], "reply": "...", "model"?, "repeat"?, "call"?, "usage"?}``,
+    ``call`` the position ``{repeat, case_id, society, node, agent, step}``; without it,
+    identical requests (two agents with the same persona) get one reply."""
     from societies.tasks.base import read_jsonl, require
 
     out = []
@@ -180,9 +185,15 @@ def _load_jsonl(path: Path) -> list[tuple[str | None, list[ChatMessage], Recorde
         messages = require(path, number, row, "messages", _is_messages)
         reply = require(path, number, row, "reply", lambda v: isinstance(v, str))
         usage: dict[str, Any] = row.get("usage") or {}
+        call = row.get("call")
+        if call is not None and not _is_call(call):
+            raise DataError(
+                f"{path}:{number}: call: expected {{repeat, case_id, society, node, agent, step}}"
+            )
+        key = CallKey(**call) if call is not None else None
         record = Recorded(
-            row.get("call_key"),
-            row.get("repeat"),
+            key,
+            row.get("repeat", key.repeat if key else None),
             reply,
             "ok",
             Usage(
@@ -201,4 +212,14 @@ def _is_messages(value: Any) -> bool:
     return isinstance(value, list) and all(
         isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
         for m in value
+    )
+
+
+def _is_call(value: Any) -> bool:
+    fields = {"repeat": int, "case_id": str, "society": str, "node": str, "agent": int, "step": str}
+    return (
+        isinstance(value, dict)
+        and set(value) == set(fields)
+        and all(isinstance(value[k], t) for k, t in fields.items())
+        and value["step"] in ("persona", "answer")
     )

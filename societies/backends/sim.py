@@ -1,10 +1,11 @@
 """The built-in simulated model: a deterministic society member that needs no key.
 
 It plays the part the study's agents play: it knows the case's ground truth (handed over by the
-scheduler), answers correctly with a per-task probability, conforms to the other agents'
-majority in a debate with a probability that depends on its trait, and on reflection mostly
-keeps its answer and sometimes corrects it. Every draw comes from a random generator seeded by
-the call's position in the experiment, so results do not depend on the order calls complete.
+scheduler through the simulated models' own hook, ``SimulatedBackend.simulate``), answers
+correctly with a per-task probability, conforms to the other agents' majority in a debate with
+a probability that depends on its trait, and on reflection mostly keeps its answer and
+sometimes corrects it. Every draw comes from a random generator seeded by the call's position
+in the experiment, so results do not depend on the order calls complete.
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ from random import Random
 from pydantic import BaseModel, ConfigDict, Field
 
 from societies.backends.base import (
-    CallContext,
     ContextExceededError,
     GenerateRequest,
     GenerateResult,
-    ModelBackend,
     Usage,
     estimate_prompt_tokens,
     estimate_tokens,
     register_backend,
 )
+from societies.backends.simulated import GroundTruth, SimulatedBackend, simulated_task
 
 DEFAULT_ACCURACY = {"mmlu": 0.6, "math": 0.45, "chess": 0.4}
 
@@ -53,12 +53,12 @@ class SimOptions(BaseModel):
 
 
 @register_backend
-class SimBackend(ModelBackend):
+class SimBackend(SimulatedBackend[SimOptions]):
     name = "sim"
     Options = SimOptions
 
-    async def generate(self, request: GenerateRequest) -> GenerateResult:
-        opts: SimOptions = self.options
+    async def simulate(self, request: GenerateRequest, truth: GroundTruth) -> GenerateResult:
+        opts = self.options
         if opts.latency_ms:
             await asyncio.sleep(opts.latency_ms / 1000)
         prompt_tokens = estimate_prompt_tokens(request.messages)
@@ -66,36 +66,34 @@ class SimBackend(ModelBackend):
             raise ContextExceededError(
                 f"{prompt_tokens} prompt tokens exceed the context window of {opts.context_window}"
             )
-        ctx = request.context
-        if ctx is None:
-            raise ValueError("the sim backend needs the scheduler's call context")
-        text = "ok" if ctx.step == "persona" else self._answer(request, ctx)
+        text = "ok" if truth.step == "persona" else self._answer(request, truth)
         return GenerateResult(
             text=text,
             usage=Usage(prompt_tokens, estimate_tokens(text)),
             model=f"sim:{self.spec.name}",
         )
 
-    def _rng(self, ctx: CallContext) -> Random:
+    def _rng(self, truth: GroundTruth) -> Random:
         digest = hashlib.blake2b(
-            f"{self.options.seed}|{ctx.seed}|{ctx.key}".encode(), digest_size=8
+            f"{self.options.seed}|{truth.seed}|{truth.position}".encode(), digest_size=8
         ).digest()
         return Random(int.from_bytes(digest, "big"))
 
-    def _answer(self, request: GenerateRequest, ctx: CallContext) -> str:
-        opts: SimOptions = self.options
-        rng = self._rng(ctx)
-        task, case = ctx.task, ctx.case
+    def _answer(self, request: GenerateRequest, truth: GroundTruth) -> str:
+        opts = self.options
+        rng = self._rng(truth)
+        task, case = truth.task, truth.case
+        sim = simulated_task(task)
         if rng.random() < opts.unparsed_rate:
-            return task.sim_reply(case, None, rng)
-        previous = _last_answer(request, ctx)
-        if ctx.round == 0 or previous is None:
-            answer = task.sim_answer(case, rng.random() < self._accuracy(task.name), rng)
+            return sim.sim_reply(case, None, rng)
+        previous = _last_answer(request, truth)
+        if truth.round == 0 or previous is None:
+            answer = sim.sim_answer(case, rng.random() < self._accuracy(task.name), rng)
         else:
             answer = previous
-            parsed = (task.parse_case(r, case) for r in ctx.peer_replies)
+            parsed = (task.parse_case(r, case) for r in truth.peer_replies)
             peers = [a for a in parsed if a is not None]
-            trait = ctx.agent.trait.name
+            trait = truth.agent.trait.name
             conform = opts.conformity.get(trait, opts.default_conformity)
             if peers and rng.random() < conform:
                 counts = Counter(peers).most_common()
@@ -104,10 +102,10 @@ class SimBackend(ModelBackend):
             else:
                 correct = task.score(previous, case)
                 if correct and rng.random() >= opts.reflection_keep:
-                    answer = task.sim_answer(case, False, rng)
+                    answer = sim.sim_answer(case, False, rng)
                 elif not correct and rng.random() < opts.reflection_fix:
-                    answer = task.sim_answer(case, True, rng)
-        return task.sim_reply(case, answer, rng)
+                    answer = sim.sim_answer(case, True, rng)
+        return sim.sim_reply(case, answer, rng)
 
     def _accuracy(self, task_name: str) -> float:
         acc = self.options.accuracy
@@ -116,9 +114,9 @@ class SimBackend(ModelBackend):
         return float(acc.get(task_name, self.options.default_accuracy))
 
 
-def _last_answer(request: GenerateRequest, ctx: CallContext) -> str | None:
+def _last_answer(request: GenerateRequest, truth: GroundTruth) -> str | None:
     """The agent's own latest answer, read from its conversation."""
     for message in reversed(request.messages):
         if message["role"] == "assistant":
-            return ctx.task.parse_case(message["content"], ctx.case)
+            return truth.task.parse_case(message["content"], truth.case)
     return None

@@ -3,7 +3,7 @@
 Real backends are tested end to end against this server, over real HTTP on 127.0.0.1: the
 official client, its connection pool, its error classes, our retries and rate limits.
 
-Over HTTP there is no scheduler ``CallContext`` (the ground truth the sim model plays with),
+Over HTTP there is no scheduler ``GroundTruth`` (the ground truth the sim model plays with),
 so the server reconstructs one. Started with an experiment (``--experiment X.yaml``) it loads
 the task's cases and finds the case whose question text appears in the conversation; the
 agent's trait is the one whose persona message opens it; the round is the number of assistant
@@ -33,7 +33,6 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from societies.backends.base import (
-    CallContext,
     ChatMessage,
     ContextExceededError,
     GenerateRequest,
@@ -41,6 +40,7 @@ from societies.backends.base import (
     estimate_tokens,
 )
 from societies.backends.sim import SimBackend
+from societies.backends.simulated import GroundTruth
 from societies.config.load import Plan, load_plans
 from societies.config.models import ModelSpec
 from societies.society.agents import Agent
@@ -142,12 +142,12 @@ class CaseIndex:
             peers = tuple(line for line in lines if plan.task.parse(line) is not None)
         agent = Agent(0, "agent", self.trait_of(plan, case, messages[0]["content"]), None,
                       ModelSpec())  # fmt: skip
-        context = CallContext(
+        truth = GroundTruth(
             digest, plan.task, case, agent, round_index, "answer", None, peers,
-            plan.experiment.seed, 0,
+            plan.experiment.seed,
         )  # fmt: skip
         sim = self.sims[plan.experiment.name]
-        result = await sim.generate(GenerateRequest(messages, "serve-sim", {}, context))
+        result = await sim.simulate(GenerateRequest(messages, "serve-sim", {}), truth)
         return result.text
 
 

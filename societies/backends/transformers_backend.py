@@ -70,13 +70,13 @@ def _import(name: str) -> Any:
 
 
 @register_backend
-class TransformersBackend(ModelBackend):
+class TransformersBackend(ModelBackend[TransformersOptions]):
     name = "transformers"
     Options = TransformersOptions
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
-        opts: TransformersOptions = self.options
+        opts = self.options
         self.torch = _import("torch")
         transformers = _import("transformers")
         device = opts.device
@@ -121,7 +121,7 @@ class TransformersBackend(ModelBackend):
             self._worker = self._queue = None
 
     async def _serve(self, queue: asyncio.Queue[_Pending]) -> None:
-        opts: TransformersOptions = self.options
+        opts = self.options
         loop = asyncio.get_running_loop()
         while True:
             batch = [await queue.get()]
@@ -164,7 +164,7 @@ class TransformersBackend(ModelBackend):
     ) -> list[GenerateResult | Exception]:
         """Runs in a worker thread: template, check the context, generate, decode."""
         tok = self.tokenizer
-        opts: TransformersOptions = self.options
+        opts = self.options
         params = requests[0].params
         max_new = int(params.get("max_tokens") or opts.max_new_tokens)
         out: list[GenerateResult | Exception | None] = [None] * len(requests)

@@ -17,7 +17,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from societies.analysis.accuracy import accuracy_table
+from societies.analysis.load import load_run
+from societies.analysis.metrics import pooled_accuracy
 from societies.cli.main import user_errors
 from societies.config.load import Overrides, Plan, load_plans
 from societies.cost import (
@@ -160,7 +161,7 @@ def _run_with_progress(
 
 def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: CostMeter) -> None:
     out = Console()
-    cells = {(c.society, c.strategy, c.round): c for c in accuracy_table(store, plan.task)}
+    cells = pooled_accuracy(load_run(plan.output).votes)
     table = Table(title=f"{plan.experiment.name}: accuracy (majority vote) by round")
     table.add_column("society")
     table.add_column("strategy")
@@ -171,7 +172,7 @@ def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: Cost
             row = [society.name, strategy.name]
             for r in range(plan.rounds + 1):
                 cell = cells.get((society.name, strategy.name, r))
-                row.append("-" if cell is None else f"{cell.accuracy:.3f}")
+                row.append("-" if cell is None else f"{cell:.3f}")
             table.add_row(*row)
     out.print(table)
     out.print(

@@ -31,6 +31,7 @@ from societies import __version__
 from societies.errors import DataError, StoreError
 from societies.society.agents import default_society_name
 from societies.store.db import RunStore, now
+from societies.store.records import CallKey, CallRecord, Outcome, Step
 from societies.tasks.base import Case, Extraction, Task, get_task_class
 
 log = logging.getLogger(__name__)
@@ -182,22 +183,22 @@ def _usages(path: Path, agents: int, answers: int) -> list[list[dict[str, int]]]
 
 def _call_rows(
     result: ResultFile, repeat: int, case: Case, task: Task, model: str, invocation: int
-) -> list[tuple[Any, ...]]:
+) -> list[CallRecord]:
     messages = _messages(result.path, safe_load(result.path), result.agents, result.rounds)
     token_path = result.path.with_name(result.path.stem + "_token.pkl")
     usages = _usages(token_path, result.agents, result.rounds + 1)
     society = society_name(result)
     rows = []
     for a, convo in enumerate(messages):
-        prefix = f"{repeat}|{case.id}|{society}|"
         # (round, step, pattern, index of the reply in the conversation)
-        calls: list[tuple[int, str, str | None, int]] = [(0, "persona", None, 1)]
+        calls: list[tuple[int, Step, str | None, int]] = [(0, "persona", None, 1)]
         calls += [(r, "answer", None if r == 0 else PATTERNS[result.strategy[r - 1]], 3 + 2 * r)
                   for r in range(result.rounds + 1)]  # fmt: skip
         for (r, step, pattern, at), usage in zip(calls, usages[a], strict=True):
             node = f"{result.strategy}:{result.strategy[:r]}"
-            key = f"{prefix}{node}|{a}|{step}"
+            key = CallKey(repeat, case.id, society, node, a, step)
             asked = convo[:at]
+            outcome: Outcome
             if at < len(convo):
                 reply: str | None = convo[at]["content"]
                 outcome, error = "ok", None
@@ -208,10 +209,10 @@ def _call_rows(
             correct = int(task.score(answer, case)) if step == "answer" else None
             p, c = usage["prompt_tokens"], usage["completion_tokens"]
             rows.append(
-                (key, repeat, case.id, society, node, a, r, step, pattern,
-                 json.dumps(asked, ensure_ascii=False, separators=(",", ":")), reply, answer,
-                 correct, p, c, usage["total_tokens"] or p + c, 0, None, "machinesom", model,
-                 "{}", 1, outcome, error, "", None, invocation, now())
+                CallRecord(key, r, pattern, json.dumps(asked, ensure_ascii=False,
+                           separators=(",", ":")), reply, answer, correct, p, c,
+                           usage["total_tokens"] or p + c, 0, None, "machinesom", model, "{}", 1,
+                           outcome, error, "", None, invocation, now())
             )  # fmt: skip
     return rows
 
@@ -263,7 +264,7 @@ def import_machinesom(
         plans.append((repeat, found))
     # Read and check every file before the store exists: a bad file leaves nothing behind.
     nodes: list[tuple[int, str, str, str, int, str]] = []
-    rows: list[tuple[Any, ...]] = []
+    rows: list[CallRecord] = []
     agents: dict[tuple[str, int], str] = {}
     invocation = 1  # the first invocation of the new store
     for repeat, found in plans:

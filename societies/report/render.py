@@ -105,28 +105,27 @@ def _transcripts(analysis: Analysis, repeats: int, max_cases: int | None) -> dic
                          readonly=True)  # fmt: skip
         calls: dict[str, list[Any]] = {}
         persona: dict[str, list[Any]] = {}
+        repeats_seen: set[int] = set()
         try:
-            rows = store.con.execute(
-                "SELECT repeat, case_id, society, node, agent, round, step, pattern, "
-                "messages_json, reply, answer, correct, outcome, total_tokens FROM calls "
-                "JOIN cases USING (case_id) WHERE repeat < ? AND idx < ? "
-                "ORDER BY repeat, case_id, society, node, agent",
-                (repeats, len(info.cases) if max_cases is None else max_cases),
+            rows = store.transcript_calls(
+                repeats, len(info.cases) if max_cases is None else max_cases
             )
-            for rep, case_id, society, node, agent, round_index, step, pattern, messages, \
-                    reply, answer, correct, outcome, tokens in rows:  # fmt: skip
-                msgs = json.loads(messages) if messages else []
+            for call in rows:
+                k = call.key
+                repeats_seen.add(k.repeat)
+                msgs = json.loads(call.messages_json) if call.messages_json else []
                 prompt = msgs[-1]["content"] if msgs else ""
-                key = f"{rep}|{case_id}|{society}"
-                if step == "persona":
-                    persona.setdefault(key, []).append([agent, prompt, reply])
+                key = _browser_key(k.repeat, k.case_id, k.society)
+                if k.step == "persona":
+                    persona.setdefault(key, []).append([k.agent, prompt, call.reply])
                     continue
                 # A prompt set without a role-play turn puts the persona in a system message.
-                first = round_index == 0 and bool(msgs) and msgs[0]["role"] == "system"
+                first = call.round == 0 and bool(msgs) and msgs[0]["role"] == "system"
                 system = msgs[0]["content"] if first else None
-                calls.setdefault(f"{key}|{node}", []).append(
-                    {"g": agent, "p": prompt, "s": system, "r": reply, "a": answer,
-                     "c": bool(correct), "o": outcome, "t": tokens, "k": pattern}
+                calls.setdefault(_browser_key(k.repeat, k.case_id, k.society, k.node), []).append(
+                    {"g": k.agent, "p": prompt, "s": system, "r": call.reply, "a": call.answer,
+                     "c": bool(call.correct), "o": call.outcome, "t": call.total_tokens,
+                     "k": call.pattern}
                 )  # fmt: skip
         except sqlite3.DatabaseError as exc:
             log.warning("%s: transcripts unavailable (%s)", info.path, exc)
@@ -142,7 +141,7 @@ def _transcripts(analysis: Analysis, repeats: int, max_cases: int | None) -> dic
             ["repeat", "case_id", "society", "strategy", "round", "majority", "correct"]
         ].itertuples(index=False, name=None):
             node = node_of.get((society, strategy, r))
-            majority[f"{rep}|{case_id}|{society}|{node}"] = [maj, bool(ok)]
+            majority[_browser_key(int(rep), str(case_id), str(society), node)] = [maj, bool(ok)]
         strategies: dict[str, dict[str, list[str]]] = {}
         for (society, strategy, _round), node in sorted(node_of.items()):
             strategies.setdefault(society, {}).setdefault(strategy, []).append(node)
@@ -151,7 +150,7 @@ def _transcripts(analysis: Analysis, repeats: int, max_cases: int | None) -> dic
             {
                 "label": label,
                 "task": info.task_name,
-                "repeats": sorted({int(k.split("|")[0]) for k in calls}),
+                "repeats": sorted(repeats_seen),
                 "cases": [
                     {"id": c.id, "target": _fmt(c.target)}
                     for c in sorted(info.cases.values(), key=lambda c: c.index)
@@ -170,6 +169,12 @@ def _transcripts(analysis: Analysis, repeats: int, max_cases: int | None) -> dic
             }
         )
     return out
+
+
+def _browser_key(*parts: object) -> str:
+    """The page's lookup key of a tree (or node): a JSON array, so that names holding any
+    character stay apart; the page builds the same string with ``JSON.stringify``."""
+    return json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
 
 
 def script_json(data: Any) -> str:

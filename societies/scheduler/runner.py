@@ -1,9 +1,14 @@
 """Runs a plan: every repeat x case x society as a prefix tree, concurrently, into the store.
 
-Concurrency: every call that does not wait on another (the agents of a round, sibling nodes,
-other cases, societies and repeats) is started at once and admitted by one semaphore, so the
-number in flight never exceeds the configured limit. Simultaneous update: a node's calls are
-built from its parent's replies only, so no agent ever sees a reply of its own round.
+Streaming: trees enter in a fixed order (repeat, then case, then society) as capacity frees
+up: a new tree starts only while fewer calls wait for the concurrency limit than it admits,
+so the limit stays busy but the conversations in memory are those of a bounded number of
+trees, whatever the number of cases; and the first cases finish (and are stored) first, so a
+partial run is analysable case by case. Within the trees in flight every call that does not
+wait on another (the agents of a round, sibling nodes) runs at once under one semaphore.
+Simultaneous update: a node's calls are built from its parent's replies only, so no agent
+ever sees a reply of its own round. The simulated model seeds every draw by the call's
+position, so results do not depend on the order trees enter or calls finish.
 """
 
 from __future__ import annotations
@@ -18,29 +23,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from societies.backends.base import (
-    CallContext,
+    AnyBackend,
     CallFailedError,
     CallRefusedError,
     ChatMessage,
     ContextExceededError,
     GenerateRequest,
-    ModelBackend,
     PermanentModelError,
     Step,
     create_backend,
 )
+from societies.backends.simulated import GroundTruth, SimulatedBackend, ask
 from societies.config.load import Plan
 from societies.config.models import ModelSpec
 from societies.errors import StoreError
 from societies.scheduler.tree import Node, build_tree, planned_calls
 from societies.society.agents import Agent, Society
-from societies.store.db import RunStore, StoredCall, now
+from societies.store.db import RunStore, now
+from societies.store.records import CallKey, CallRecord, Outcome, StoredCall
 from societies.tasks.base import Case
 
 log = logging.getLogger(__name__)
 
 Messages = tuple[ChatMessage, ...]
-BackendFactory = Callable[[ModelSpec], ModelBackend]
+BackendFactory = Callable[[ModelSpec], AnyBackend]
 #: Called once per finished call: (model call made?, total tokens of the call).
 ProgressFn = Callable[[bool, int], None]
 
@@ -73,6 +79,53 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
+class _Slots:
+    """The concurrency limit, counting the calls that wait for it or hold it (``ready``):
+    while fewer than the limit are ready, a slot would idle, and ``room`` is set so that
+    the feeder starts another tree."""
+
+    __slots__ = ("_semaphore", "limit", "ready", "room")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.ready = 0
+        self.room = asyncio.Event()
+        self._semaphore = asyncio.Semaphore(limit)
+
+    async def __aenter__(self) -> None:
+        self.ready += 1
+        try:
+            await self._semaphore.acquire()
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._semaphore.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        self.ready -= 1
+        if self.ready < self.limit:
+            self.room.set()
+
+
+@dataclass(frozen=True, slots=True)
+class _Tree:
+    """One repeat x case x society in flight: what its calls share."""
+
+    repeat: int
+    case: Case
+    society: Society
+    #: The case's prompt variables, computed once per tree.
+    variables: dict[str, Any]
+    #: The tree's calls already stored (resume), by key.
+    stored: dict[CallKey, StoredCall]
+
+    def key(self, node: str, agent: int, step: Step) -> CallKey:
+        return CallKey(self.repeat, self.case.id, self.society.name, node, agent, step)
+
+
 class _StopRun(Exception):
     """Raised inside a tree to stop starting calls after a permanent error or a budget stop."""
 
@@ -95,10 +148,13 @@ class Runner:
         self.store = store
         self.progress = progress
         self.invocation = invocation
-        self.done: dict[str, StoredCall] = store.done_calls()
+        #: Whether anything is stored yet: a fresh run skips the per-tree look-up of stored calls.
+        self._resuming = store.has_calls()
         self._trees: dict[str, Node] = {}
-        self.semaphore = asyncio.Semaphore(plan.experiment.concurrency)
-        self.backends: dict[str, ModelBackend] = {}
+        self.slots = _Slots(plan.experiment.concurrency)
+        #: Trees started and not finished.
+        self._active = 0
+        self.backends: dict[str, AnyBackend] = {}
         self.backend_limits: dict[str, asyncio.Semaphore] = {}
         #: Per agent model (by identity: specs live as long as the plan): its backend key and
         #: its params as stored, serialised once rather than on every call.
@@ -117,7 +173,6 @@ class Runner:
         self.summary = RunSummary(planned=planned_calls(plan))
         self.stopping = False
         self.fatal: BaseException | None = None
-        self._vars: dict[str, dict[str, Any]] = {}
 
     def _tree(self, society: Society, case: Case, repeat: int) -> Node:
         strategies = self.plan.strategies_for(society, case, repeat)
@@ -139,10 +194,7 @@ class Runner:
         flusher = asyncio.create_task(self._flush_periodically())
         try:
             async with asyncio.TaskGroup() as group:
-                for repeat in range(self.plan.experiment.repeats):
-                    for case in self.plan.cases:
-                        for society in self.plan.societies:
-                            group.create_task(self._run_tree(repeat, case, society))
+                await self._feed(group)
         except BaseExceptionGroup as group_error:
             # One failing tree cancels the others; report the failure, not the group.
             raise _first_leaf(group_error) from None
@@ -156,84 +208,83 @@ class Runner:
             raise self.fatal
         return self.summary
 
+    async def _feed(self, group: asyncio.TaskGroup) -> None:
+        """Start the trees in order, each once there is room for it.
+
+        Room: fewer calls ready than the limit admits (the limit would otherwise idle), and
+        fewer trees in flight than twice the limit (trees whose calls are all stored make no
+        call, and must not pile up either).
+        """
+        slots = self.slots
+        trees_cap = 2 * slots.limit
+        for repeat in range(self.plan.experiment.repeats):
+            for case in self.plan.cases:
+                for society in self.plan.societies:
+                    while slots.ready >= slots.limit or self._active >= trees_cap:
+                        slots.room.clear()
+                        await slots.room.wait()
+                    if self.stopping:
+                        return
+                    self._active += 1
+                    group.create_task(self._run_tree(repeat, case, society))
+                    # Let the new tree reach its first calls before judging the room left.
+                    await asyncio.sleep(0)
+
     async def _flush_periodically(self) -> None:
         while True:
             await asyncio.sleep(self.store.batch_seconds)
             self.store.flush()
 
-    def _variables(self, case: Case) -> dict[str, Any]:
-        found = self._vars.get(case.id)
-        if found is None:
-            found = self._vars[case.id] = self.plan.task.prompt_vars(case)
-        return found
-
     # -- the tree ---------------------------------------------------------------------------
     async def _run_tree(self, repeat: int, case: Case, society: Society) -> None:
-        prefix = f"{repeat}|{case.id}|{society.name}|"
+        stored = self.store.tree_calls(repeat, case.id, society.name) if self._resuming else {}
+        t = _Tree(repeat, case, society, self.plan.task.prompt_vars(case), stored)
         try:
             states = await asyncio.gather(
-                *(self._first_answer(prefix, repeat, case, agent) for agent in society.agents)
+                *(self._first_answer(t, agent) for agent in society.agents)
             )
-            tree = self._tree(society, case, repeat)
-            await self._children(tree, states, prefix, repeat, case, society)
+            await self._children(self._tree(society, case, repeat), states, t)
         except _StopRun:
             return
+        finally:
+            self._active -= 1
+            self.slots.room.set()
 
-    async def _first_answer(self, prefix: str, repeat: int, case: Case, agent: Agent) -> AgentState:
-        prompts, task = self.plan.prompts, self.plan.task
+    async def _first_answer(self, t: _Tree, agent: Agent) -> AgentState:
+        prompts, task, case = self.plan.prompts, self.plan.task, t.case
         persona = prompts.persona(agent, task, case)
         conversation: Messages
         if self.plan.prompts.persona_call:
             state = await self._call(
-                prefix, "", agent, 0, "persona", None, ({"role": "user", "content": persona},),
-                (), case, repeat,
-            )  # fmt: skip
+                t, "", agent, 0, "persona", None, ({"role": "user", "content": persona},), ()
+            )
             if state.outcome != "ok":
                 return state
             conversation = state.messages
         else:
             conversation = ({"role": "system", "content": persona},)
-        variables = {**self._variables(case), "role": prompts.role(agent, task, case)}
+        variables = {**t.variables, "role": prompts.role(agent, task, case)}
         question = prompts.question(task, case, variables)
         messages = (*conversation, {"role": "user", "content": question})
-        return await self._call(prefix, "", agent, 0, "answer", None, messages, (), case, repeat)
+        return await self._call(t, "", agent, 0, "answer", None, messages, ())
 
-    async def _children(
-        self,
-        node: Node,
-        states: Sequence[AgentState],
-        prefix: str,
-        repeat: int,
-        case: Case,
-        society: Society,
-    ) -> None:
+    async def _children(self, node: Node, states: Sequence[AgentState], t: _Tree) -> None:
         if not node.children:
             return
         if any(s.outcome == "context_exceeded" for s in states):
             for child in node.children:
-                self._mark_exceeded(child, prefix, society)
+                self._mark_exceeded(child, t)
             return
         if any(s.outcome != "ok" for s in states):
-            self.summary.skipped += sum(len(c.walk()) for c in node.children) * society.size
+            self.summary.skipped += sum(len(c.walk()) for c in node.children) * t.society.size
             return
-        await asyncio.gather(
-            *(self._run_node(c, states, prefix, repeat, case, society) for c in node.children)
-        )
+        await asyncio.gather(*(self._run_node(c, states, t) for c in node.children))
 
-    async def _run_node(
-        self,
-        node: Node,
-        parent: Sequence[AgentState],
-        prefix: str,
-        repeat: int,
-        case: Case,
-        society: Society,
-    ) -> None:
+    async def _run_node(self, node: Node, parent: Sequence[AgentState], t: _Tree) -> None:
         assert node.plan is not None
         plan = node.plan
         patterns = self.plan.patterns
         sees = [patterns[p].sees_peers for p in plan]
-        variables = self._variables(case)
 
         async def turn(agent: Agent) -> AgentState:
             i = agent.index
@@ -243,32 +294,30 @@ class Runner:
                 peers = tuple(
                     str(parent[j].reply) for j in range(len(parent)) if j != i and sees[j]
                 )
-            text = self.plan.prompts.turn(pattern, self.plan.task, variables, peers, node.round)
+            text = self.plan.prompts.turn(pattern, self.plan.task, t.variables, peers, node.round)
             messages = (*parent[i].messages, {"role": "user", "content": text})
             return await self._call(
-                prefix, node.code, agent, node.round, "answer", pattern.name, messages, peers,
-                case, repeat,
-            )  # fmt: skip
+                t, node.code, agent, node.round, "answer", pattern.name, messages, peers
+            )
 
-        states = await asyncio.gather(*(turn(a) for a in society.agents))
-        await self._children(node, states, prefix, repeat, case, society)
+        states = await asyncio.gather(*(turn(a) for a in t.society.agents))
+        await self._children(node, states, t)
 
-    def _mark_exceeded(self, node: Node, prefix: str, society: Society) -> None:
+    def _mark_exceeded(self, node: Node, t: _Tree) -> None:
         """Descendants of an overflowing call are recorded as ``context_exceeded`` unasked,
         as the study did, so that analysis sees them and resume does not retry them."""
         for n in node.walk():
-            for agent in society.agents:
-                key = f"{prefix}{n.code}|{agent.index}|answer"
-                if key in self.done:
+            for agent in t.society.agents:
+                key = t.key(n.code, agent.index, "answer")
+                if key in t.stored:
                     continue
-                repeat, case_id, society_name = prefix.split("|")[:3]
                 pattern = None if n.plan is None else n.plan[agent.index]
                 self.store.add_call(
-                    (key, int(repeat), case_id, society_name, n.code, agent.index, n.round,
-                     "answer", pattern, "[]", None, None, 0, 0, 0, 0, 0, None,
-                     agent.model.backend, agent.model.name, self._params(agent.model), 0,
-                     "context_exceeded", "an earlier call of this branch exceeded the context",
-                     "", None, self.invocation, now())
+                    CallRecord(key, n.round, pattern, "[]", None, None, None, 0, 0, 0, 0, None,
+                               agent.model.backend, agent.model.name, self._params(agent.model),
+                               0, "context_exceeded",
+                               "an earlier call of this branch exceeded the context", "", None,
+                               self.invocation, now())
                 )  # fmt: skip
                 self.summary.context_exceeded += 1
 
@@ -278,7 +327,7 @@ class Runner:
 
     async def _call(
         self,
-        prefix: str,
+        t: _Tree,
         node: str,
         agent: Agent,
         round_index: int,
@@ -286,10 +335,9 @@ class Runner:
         pattern: str | None,
         messages: Messages,
         peers: tuple[str, ...],
-        case: Case,
-        repeat: int,
     ) -> AgentState:
-        key = f"{prefix}{node}|{agent.index}|{step}"
+        key = t.key(node, agent.index, step)
+        case = t.case
         spec = agent.model
         spec_key, params_json = self._spec_info[id(spec)]
         messages_json = json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
@@ -297,11 +345,11 @@ class Runner:
             f"{spec.backend}\x00{spec.name}\x00{params_json}\x00{messages_json}".encode(),
             digest_size=16,
         ).hexdigest()
-        stored = self.done.get(key)
+        stored = t.stored.get(key)
         if stored is not None and stored.outcome != "error":
             if stored.request_hash != request_hash:
                 raise StoreError(
-                    f"{self.store.path}: call {key} was stored with a different request (the "
+                    f"{self.store.path}: call {key.text} was stored with a different request (the "
                     "prompts, data or model changed); run into a new directory with --out"
                 )
             self.summary.reused += 1
@@ -311,26 +359,29 @@ class Runner:
         if self.stopping:
             raise _StopRun
         backend = self.backends[spec_key]
-        context = CallContext(
-            key, self.plan.task, case, agent, round_index, step, pattern, peers,
-            self.plan.experiment.seed, repeat,
-        )  # fmt: skip
-        request = GenerateRequest(messages, spec.name, spec.params, context)
+        request = GenerateRequest(messages, spec.name, spec.params, key)
+        truth = None
+        if isinstance(backend, SimulatedBackend):
+            truth = GroundTruth(
+                key.text, self.plan.task, case, agent, round_index, step, pattern, peers,
+                self.plan.experiment.seed,
+            )  # fmt: skip
         limit = self.backend_limits.get(spec_key)
-        async with self.semaphore:
+        async with self.slots:
             if self.stopping:
                 raise _StopRun
             started = time.perf_counter()
             text: str | None = None
             error: str | None = None
+            outcome: Outcome
             usage = None
             attempts, model, request_id = 1, spec.name, None
             try:
                 if limit is None:
-                    result = await backend.generate(request)
+                    result = await ask(backend, request, truth)
                 else:
                     async with limit:
-                        result = await backend.generate(request)
+                        result = await ask(backend, request, truth)
                 text, usage, attempts = result.text, result.usage, result.attempts
                 model, request_id = result.model or spec.name, result.request_id
                 outcome = "ok"
@@ -357,17 +408,16 @@ class Runner:
             else (0, 0, 0)
         )
         self.store.add_call(
-            (key, repeat, case.id, prefix.split("|")[2], node, agent.index, round_index, step,
-             pattern, messages_json, text, answer, correct, p, c, p + c, cached, latency_ms,
-             spec.backend, model, params_json, attempts, outcome, error, request_hash,
-             request_id, self.invocation, now())
+            CallRecord(key, round_index, pattern, messages_json, text, answer, correct, p, c,
+                       p + c, cached, latency_ms, spec.backend, model, params_json, attempts,
+                       outcome, error, request_hash, request_id, self.invocation, now())
         )  # fmt: skip
         self.summary.made += 1
         self.summary.tokens += p + c
         if outcome == "error":
             self.summary.errors += 1
             if len(self.summary.error_samples) < 3:
-                self.summary.error_samples.append(f"{key}: {error}")
+                self.summary.error_samples.append(f"{key.text}: {error}")
         elif outcome == "context_exceeded":
             self.summary.context_exceeded += 1
         if self.progress:

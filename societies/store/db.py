@@ -13,13 +13,22 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from societies.errors import StoreError
+from societies.store.records import (
+    CallKey,
+    CallRecord,
+    RecordedCall,
+    StoredCall,
+    TranscriptCall,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +36,25 @@ STORE_FILE = "store.sqlite"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 CALL_COLUMNS = (
-    "call_key", "repeat", "case_id", "society", "node", "agent", "round", "step", "pattern",
+    "repeat", "case_id", "society", "node", "agent", "round", "step", "pattern",
     "messages_json", "reply", "answer", "correct", "prompt_tokens", "completion_tokens",
     "total_tokens", "cached_tokens", "latency_ms", "backend", "model", "params_json",
     "attempts", "outcome", "error", "request_hash", "request_id", "invocation", "created_at",
 )  # fmt: skip
+#: The unique position of a call, in the order of the table's unique index.
+_KEY_COLUMNS = ("society", "repeat", "case_id", "node", "agent", "step")
 _INSERT_CALL = (
     f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({', '.join('?' * len(CALL_COLUMNS))}) "
-    "ON CONFLICT(call_key) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in CALL_COLUMNS if c != "call_key")
+    f"ON CONFLICT({', '.join(_KEY_COLUMNS)}) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in CALL_COLUMNS if c not in _KEY_COLUMNS)
+)
+
+
+#: The call columns analysis reads (the messages stay in the store).
+_FRAME_CALL_COLUMNS = (
+    "repeat, case_id, society, node, agent, round, step, pattern, reply, answer, correct, "
+    "prompt_tokens, completion_tokens, total_tokens, cached_tokens, latency_ms, backend, model, "
+    "attempts, outcome"
 )
 
 
@@ -55,13 +74,6 @@ def migrations() -> list[tuple[int, str]]:
 
 
 SCHEMA_VERSION = max(n for n, _ in migrations())
-
-
-@dataclass(frozen=True, slots=True)
-class StoredCall:
-    request_hash: str
-    reply: str | None
-    outcome: str
 
 
 def inspect_existing(path: Path) -> None:
@@ -206,17 +218,33 @@ class RunStore:
             )
 
     # -- calls -----------------------------------------------------------------------------
-    def done_calls(self) -> dict[str, StoredCall]:
-        """Every call already stored, by key: resume makes only the others."""
+    def tree_calls(self, repeat: int, case_id: str, society: str) -> dict[CallKey, StoredCall]:
+        """The calls already stored of one repeat x case x society: a resumed tree makes only
+        the others. Read per tree, so that memory does not grow with the run."""
         return {
-            key: StoredCall(h, reply, outcome)
-            for key, h, reply, outcome in self.con.execute(
-                "SELECT call_key, request_hash, reply, outcome FROM calls"
+            CallKey(repeat, case_id, society, node, agent, step): StoredCall(h, reply, outcome)
+            for node, agent, step, h, reply, outcome in self.con.execute(
+                "SELECT node, agent, step, request_hash, reply, outcome FROM calls"
+                " WHERE society = ? AND repeat = ? AND case_id = ?",
+                (society, repeat, case_id),
             )
         }
 
-    def add_call(self, row: tuple[Any, ...]) -> None:
-        self._buffer.append(row)
+    def has_calls(self) -> bool:
+        return self.con.execute("SELECT 1 FROM calls LIMIT 1").fetchone() is not None
+
+    def add_call(self, record: CallRecord) -> None:
+        """Buffer one call; it is committed with its batch (see ``flush``)."""
+        k = record.key
+        self._buffer.append(
+            (k.repeat, k.case_id, k.society, k.node, k.agent, record.round, k.step,
+             record.pattern, record.messages_json, record.reply, record.answer, record.correct,
+             record.prompt_tokens, record.completion_tokens,
+             record.total_tokens, record.cached_tokens,
+             record.latency_ms, record.backend, record.model, record.params_json,
+             record.attempts, record.outcome, record.error, record.request_hash,
+             record.request_id, record.invocation, record.created_at)
+        )  # fmt: skip
         if (
             len(self._buffer) >= self.batch_rows
             or time.monotonic() - self._last_flush >= self.batch_seconds
@@ -233,3 +261,78 @@ class RunStore:
 
     def count_calls(self) -> int:
         return int(self.con.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+
+    def backup_to(self, path: Path) -> None:
+        """A consistent copy of the whole store at ``path`` (a scratch copy for a dry run)."""
+        target = sqlite3.connect(path)
+        try:
+            self.con.backup(target)
+        finally:
+            target.close()
+
+    # -- reading, for analysis, replay and re-scoring --------------------------------------
+    def case_rows(self) -> list[tuple[str, int, str]]:
+        """Every stored case: (case id, index in the data, fields as JSON)."""
+        return list(self.con.execute("SELECT case_id, idx, fields_json FROM cases"))
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """The tables analysis reads, as DataFrames: calls (without their messages), the
+        strategies' nodes, the agents and the cases."""
+        import pandas as pd
+
+        con = self.con
+        return {
+            "calls": pd.read_sql_query(f"SELECT {_FRAME_CALL_COLUMNS} FROM calls", con),
+            "nodes": pd.read_sql_query("SELECT * FROM strategy_nodes", con),
+            "agents": pd.read_sql_query("SELECT * FROM agents", con),
+            "cases": pd.read_sql_query("SELECT case_id, idx FROM cases", con),
+        }
+
+    def recorded_calls(self) -> Iterator[RecordedCall]:
+        """Every call with a recorded answer (or overflow), in the order it was stored."""
+        for row in self.con.execute(
+            "SELECT c.repeat, c.case_id, c.society, c.node, c.agent, c.step, a.model,"
+            " c.messages_json, c.reply, c.outcome, c.prompt_tokens, c.completion_tokens,"
+            " c.cached_tokens, c.model, c.request_id"
+            " FROM calls c LEFT JOIN agents a ON a.society = c.society AND a.agent = c.agent"
+            " WHERE c.outcome != 'error' AND c.messages_json != '[]' ORDER BY c.id"
+        ):
+            yield RecordedCall(CallKey(*row[:6]), *row[6:])
+
+    def transcript_calls(self, repeats: int, cases: int) -> Iterator[TranscriptCall]:
+        """Calls of the first ``repeats`` repeats and ``cases`` cases (by data index), by
+        position."""
+        for row in self.con.execute(
+            "SELECT repeat, case_id, society, node, agent, step, round, pattern, "
+            "messages_json, reply, answer, correct, outcome, total_tokens FROM calls "
+            "JOIN cases USING (case_id) WHERE repeat < ? AND idx < ? "
+            "ORDER BY repeat, case_id, society, node, agent",
+            (repeats, cases),
+        ):
+            yield TranscriptCall(CallKey(*row[:6]), *row[6:])
+
+    def replies(self) -> list[tuple[int, str, str, str | None, int | None]]:
+        """Every answer call that returned a reply: (row id, case id, reply, answer, correct)."""
+        return self.con.execute(
+            "SELECT id, case_id, reply, answer, correct FROM calls "
+            "WHERE step = 'answer' AND reply IS NOT NULL"
+        ).fetchall()
+
+    def update_answers(
+        self, updates: Iterable[tuple[str | None, int, int]], extraction: str
+    ) -> None:
+        """Replace stored answers at once: (answer, correct, row id) from ``replies``."""
+        with self._tx():
+            self.con.executemany(
+                "UPDATE calls SET answer = ?, correct = ?, extraction = ? WHERE id = ?",
+                ((answer, correct, extraction, row) for answer, correct, row in updates),
+            )
+            self.con.execute("UPDATE run SET extraction = ?, rescored_at = ?", (extraction, now()))
+
+    def unparsed_counts(self) -> list[tuple[str, int, int, int, int]]:
+        """Per society x agent x round: (society, agent, round, unparsed replies, replies)."""
+        return self.con.execute(
+            "SELECT society, agent, round, SUM(answer IS NULL), COUNT(*) FROM calls "
+            "WHERE step = 'answer' AND reply IS NOT NULL "
+            "GROUP BY society, agent, round ORDER BY society, agent, round"
+        ).fetchall()

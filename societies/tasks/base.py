@@ -12,7 +12,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from random import Random
 from typing import Any, ClassVar, Literal
 
 from societies.errors import DataError
@@ -31,7 +30,12 @@ class Case:
 
 
 class Task(ABC):
-    """One benchmark. Subclasses set ``name`` and ``expert_role`` and register themselves."""
+    """One benchmark. Subclasses set ``name`` and ``expert_role`` and register themselves.
+
+    A task that is to run on the simulated model also implements ``sim_answer`` and
+    ``sim_reply`` (the ``SimulatedTask`` protocol of ``societies.backends.simulated``); the
+    built-in tasks do. Nothing else asks for them.
+    """
 
     name: ClassVar[str]
     #: Role used by prompt sets that give every case the same expertise (the study's protocol).
@@ -84,18 +88,6 @@ class Task(ABC):
         """A per-case expertise, when the data carries one (MMLU subjects do)."""
         role = case.fields.get("expert_role")
         return role if isinstance(role, str) and role else None
-
-    # Hooks for the simulated model: it must answer in the format this task's prompts ask for.
-    @abstractmethod
-    def sim_answer(self, case: Case, correct: bool, rng: Random) -> str:
-        """A correct answer, or a plausible wrong one."""
-
-    @abstractmethod
-    def sim_reply(self, case: Case, answer: str | None, rng: Random) -> str:
-        """A short reply with an explanation that ``parse`` reads as ``answer``.
-
-        ``answer=None`` asks for a reply that commits to no answer (a parse failure).
-        """
 
 
 _REGISTRY: dict[str, type[Task]] = {}
