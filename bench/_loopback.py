@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from societies.config.load import Overrides, Plan, load_plan
+from societies.plan.plan import Overrides, Plan
+from societies.plan.resolve import load_plan
 from societies.scheduler.runner import RunSummary
 from societies.scheduler.session import run_experiment
 

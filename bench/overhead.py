@@ -17,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from societies.config.load import Overrides, load_plan
+from societies.plan.plan import Overrides
+from societies.plan.resolve import load_plan
 from societies.scheduler.session import run_experiment
 
 

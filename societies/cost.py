@@ -34,9 +34,9 @@ from societies.backends.base import (
     estimate_prompt_tokens,
 )
 from societies.backends.simulated import GroundTruth, SimulatedBackend, ask
-from societies.config.load import Plan
 from societies.config.models import ModelSpec, Price
 from societies.errors import ConfigError
+from societies.plan.plan import Plan
 from societies.store.db import STORE_FILE, RunStore
 
 #: Built-in prices (USD per million tokens), from the providers' published price lists.
@@ -257,7 +257,7 @@ def estimate_run(plan: Plan, table: Mapping[str, Price], reply_tokens: int = 250
             try:
                 source.backup_to(Path(tmp) / STORE_FILE)
             finally:
-                source.con.close()
+                source.close()
         scratch = replace(plan, output=Path(tmp))
         store = open_store(scratch)
         try:

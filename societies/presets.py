@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from societies.config.load import Overrides, Plan, load_plans
 from societies.errors import ConfigError
+from societies.plan.plan import Overrides, Plan
+from societies.plan.resolve import load_plans
 from societies.resources import resource_dir
 
 #: The presets, in the order the study presents them.

@@ -33,7 +33,8 @@ def make_quick_run(out: Path, repeats: int = 2, limit: int = 6) -> Path:
     """The quickstart experiment on its first ``limit`` cases, ``repeats`` times, sim model."""
     import asyncio
 
-    from societies.config.load import Overrides, load_plan
+    from societies.plan.plan import Overrides
+    from societies.plan.resolve import load_plan
     from societies.scheduler.session import run_experiment
 
     text = (REPO / "experiments" / "quickstart.yaml").read_text(encoding="utf-8")

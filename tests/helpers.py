@@ -9,8 +9,9 @@ from typing import Any
 import yaml
 
 from societies.backends.base import AnyBackend
-from societies.config.load import Overrides, Plan, load_plan
 from societies.config.models import ModelSpec
+from societies.plan.plan import Overrides, Plan
+from societies.plan.resolve import load_plan
 from societies.scheduler.runner import RunSummary
 from societies.scheduler.session import run_experiment
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from societies.backends.base import CallRefusedError, GenerateRequest, Usage
-from societies.config.load import load_plan
 from societies.config.models import Price
 from societies.cost import DEFAULT_PRICES, CostMeter, cost_of, estimate_run, find_price, price_table
 from societies.errors import ConfigError
+from societies.plan.resolve import load_plan
 from tests.backend_helpers import write_experiment
 
 

@@ -20,8 +20,9 @@ from societies.backends.base import (
 )
 from societies.backends.errors import Transient, classify
 from societies.backends.sim_server import Faults, SimServer
-from societies.config.load import Overrides, load_plan
 from societies.config.models import ModelSpec
+from societies.plan.plan import Overrides
+from societies.plan.resolve import load_plan
 from societies.scheduler.runner import RunSummary
 from societies.scheduler.session import run_experiment
 from tests.backend_helpers import answers, calls, write_experiment

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from societies.config.load import load_plans
+from societies.plan.resolve import load_plans
 from societies.scheduler.tree import planned_calls as planned
 from tests.helpers import REPO
 

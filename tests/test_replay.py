@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from societies.backends.base import PermanentModelError
-from societies.config.load import Overrides, load_plan
+from societies.plan.plan import Overrides
+from societies.plan.resolve import load_plan
 from societies.scheduler.runner import RunSummary
 from societies.scheduler.session import run_experiment
 from tests.backend_helpers import answers, calls, position, write_experiment

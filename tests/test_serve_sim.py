@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from societies.backends.sim_server import Faults, SimServer
-from societies.config.load import load_plan
+from societies.plan.resolve import load_plan
 from tests.backend_helpers import write_experiment
 
 QUESTION = [{"role": "user", "content": "What is 2 + 2? Put the answer in the form (X)."}]

@@ -8,8 +8,8 @@ import pytest
 
 from societies.backends.base import CallKey
 from societies.backends.fake import FunctionModel, ScriptedModel, UnexpectedCallError
-from societies.config.load import load_plan
 from societies.errors import ConfigError
+from societies.plan.resolve import load_plan
 from tests.helpers import experiment, run, same_backend, write
 
 
@@ -80,7 +80,7 @@ def test_scripted_model_fails_loudly_on_unexpected_call(tmp_path: Path) -> None:
 
 
 def test_cli_model_override_replaces_every_agent_model(tmp_path: Path) -> None:
-    from societies.config.load import Overrides
+    from societies.plan.plan import Overrides
 
     exp = experiment(
         societies=[{"agents": [{"trait": "easy-going", "model": {"backend": "sim", "name": "x"}}]}]
@@ -116,7 +116,8 @@ def test_sim_conformity_depends_on_trait(tmp_path: Path) -> None:
 
 
 def test_tasks_list_gives_one_run_per_task_and_data_candidates(tmp_path: Path) -> None:
-    from societies.config.load import Overrides, load_plans
+    from societies.plan.plan import Overrides
+    from societies.plan.resolve import load_plans
 
     exp = experiment()
     first = dict(exp["task"], data=["missing.jsonl", exp["task"]["data"]])

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from societies.config.load import Overrides, load_plan
+from societies.plan.plan import Overrides
+from societies.plan.resolve import load_plan
 from societies.scheduler.session import run_experiment
 from tests.backend_helpers import DATA, answers, calls, write_experiment
 

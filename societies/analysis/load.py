@@ -62,7 +62,7 @@ def _read_run(path: Path, label: str | None, taken: set[str]) -> tuple[RunInfo, 
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: cannot read the run store ({exc})") from None
     finally:
-        store.con.close()
+        store.close()
     name = label or str(row["name"])
     if name in taken:
         name = f"{name} ({path})"

@@ -170,7 +170,7 @@ def _load_store(path: Path) -> list[tuple[str | None, list[ChatMessage], Recorde
     except sqlite3.DatabaseError as exc:
         raise DataError(f"replay: {path}: cannot read calls ({exc})") from None
     finally:
-        store.con.close()
+        store.close()
     return out
 
 

@@ -41,8 +41,9 @@ from societies.backends.base import (
 )
 from societies.backends.sim import SimBackend
 from societies.backends.simulated import GroundTruth
-from societies.config.load import Plan, load_plans
 from societies.config.models import ModelSpec
+from societies.plan.plan import Plan
+from societies.plan.resolve import load_plans
 from societies.society.agents import Agent
 from societies.society.traits import BUILTIN_TRAITS, Trait
 from societies.tasks.base import Case

@@ -8,7 +8,7 @@ import click
 
 from societies.cli.main import user_errors
 from societies.cli.run_cmd import run_plans
-from societies.config.load import Overrides
+from societies.plan.plan import Overrides
 from societies.presets import paper_plans
 
 

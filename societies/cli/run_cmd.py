@@ -20,7 +20,6 @@ from rich.table import Table
 from societies.analysis.load import load_run
 from societies.analysis.metrics import pooled_accuracy
 from societies.cli.main import user_errors
-from societies.config.load import Overrides, Plan, load_plans
 from societies.cost import (
     CostMeter,
     DryRun,
@@ -30,6 +29,8 @@ from societies.cost import (
     price_table,
 )
 from societies.errors import SocietiesError
+from societies.plan.plan import Overrides, Plan
+from societies.plan.resolve import load_plans
 from societies.scheduler.runner import RunSummary
 from societies.scheduler.session import open_store, run_plan
 from societies.scheduler.tree import planned_calls

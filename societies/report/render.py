@@ -130,7 +130,7 @@ def _transcripts(analysis: Analysis, repeats: int, max_cases: int | None) -> dic
         except sqlite3.DatabaseError as exc:
             log.warning("%s: transcripts unavailable (%s)", info.path, exc)
         finally:
-            store.con.close()
+            store.close()
         mine = votes[(votes["run"] == label) & (votes["repeat"] < repeats)]
         nodes = analysis.answers[analysis.answers["run"] == label][
             ["society", "strategy", "round", "node"]

@@ -34,9 +34,9 @@ from societies.backends.base import (
     create_backend,
 )
 from societies.backends.simulated import GroundTruth, SimulatedBackend, ask
-from societies.config.load import Plan
 from societies.config.models import ModelSpec
 from societies.errors import StoreError
+from societies.plan.plan import Plan
 from societies.scheduler.tree import Node, build_tree, planned_calls
 from societies.society.agents import Agent, Society
 from societies.store.db import RunStore, now

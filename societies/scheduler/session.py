@@ -17,8 +17,8 @@ from typing import Any
 
 from societies import __version__
 from societies.backends.base import create_backend
-from societies.config.load import Plan
 from societies.errors import StoreError
+from societies.plan.plan import Plan
 from societies.scheduler.runner import BackendFactory, ProgressFn, Runner, RunSummary
 from societies.store.db import RunStore, now
 
@@ -47,7 +47,7 @@ def open_store(plan: Plan) -> RunStore:
     try:
         _check_or_create(plan, store)
     except BaseException:
-        store.con.close()
+        store.close()
         raise
     return store
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from societies.society.strategy import RoundPlan, Strategy
 
 if TYPE_CHECKING:
-    from societies.config.load import Plan
+    from societies.plan.plan import Plan
 
 
 @dataclass(eq=False)

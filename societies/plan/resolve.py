@@ -1,17 +1,16 @@
 """From an experiment file to a validated plan the scheduler can run.
 
 Loading happens in three passes, each reporting the first problem as one line with file, line
-and field path: YAML (syntax), pydantic (shape and types), and resolution (names that must
-exist: traits, patterns, tasks, backends, data files, templates).
+and field path: YAML (syntax) and pydantic (shape and types), both in the schema layer
+(``societies.config.validate``), then resolution here (names that must exist: traits,
+patterns, tasks, backends, data files, templates).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,10 @@ from pydantic import ValidationError
 
 from societies.backends.base import get_backend_class
 from societies.config.models import Experiment, ModelOverride, ModelSpec, SocietySpec, TaskSpec
-from societies.config.yaml_lines import PathKey, format_path, line_for, load_yaml_with_lines
+from societies.config.validate import Locator, pydantic_error, read_experiment
+from societies.config.yaml_lines import PathKey, format_path
 from societies.errors import ConfigError, DataError
+from societies.plan.plan import Overrides, Plan
 from societies.society.agents import Agent, Society, default_society_name, merge_model
 from societies.society.patterns import BUILTIN_PATTERNS, Pattern
 from societies.society.prompts import PromptSet
@@ -31,76 +32,15 @@ from societies.society.strategy import (
     make_strategy,
     parse_strategy_string,
     plan_from_names,
-    realize,
 )
 from societies.society.traits import BUILTIN_TRAITS, Trait
 from societies.tasks.base import Case, Task, get_task_class
 
 
-@dataclass(frozen=True)
-class Overrides:
-    """Command-line settings that take precedence over the file."""
-
-    out: Path | None = None
-    concurrency: int | None = None
-    limit: int | None = None
-    model: str | None = None  # "BACKEND:MODEL"
-    model_options: dict[str, Any] = field(default_factory=dict)
-    skip_invalid: bool = False  # leave unusable data rows out, with a warning
-    #: A folder holding <task>.jsonl for every task (the study's file names), used instead of
-    #: the files the experiment names.
-    data_dir: Path | None = None
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A resolved experiment: everything the scheduler needs, checked before any call."""
-
-    experiment: Experiment
-    source: Path
-    output: Path
-    #: The data file used (the first existing one of the candidates).
-    data: Path
-    task: Task
-    cases: list[Case]
-    societies: list[Society]
-    #: Strategies per society name (per-agent strategies depend on the society's size).
-    strategies: dict[str, list[Strategy]]
-    patterns: dict[str, Pattern]
-    prompts: PromptSet
-    rounds: int
-
-    def strategies_for(self, society: Society, case: Case, repeat: int) -> list[Strategy]:
-        """The strategies as run on one case: random-reflector strategies are drawn here."""
-        strategies = self.strategies[society.name]
-        if not any(s.random_reflector for s in strategies):
-            return strategies
-        seed = f"{self.experiment.seed}|{repeat}|{case.id}|{society.name}"
-        return [realize(s, seed, self.patterns) for s in strategies]
-
-
-class _Locator:
-    def __init__(self, file: Path, lines: dict[PathKey, int]) -> None:
-        self.file = str(file)
-        self.lines = lines
-
-    def error(self, path: PathKey, message: str) -> ConfigError:
-        return ConfigError(
-            message, file=self.file, line=line_for(self.lines, path), path=format_path(path)
-        )
-
-
 def load_plans(file: Path, overrides: Overrides | None = None) -> list[Plan]:
     """Every run an experiment file asks for: one, or one per task with ``tasks:``."""
     overrides = overrides or Overrides()
-    data, lines = load_yaml_with_lines(file)
-    loc = _Locator(file, lines)
-    if not isinstance(data, dict):
-        raise loc.error((), "the experiment must be a mapping of settings")
-    try:
-        experiment = Experiment.model_validate(data)
-    except ValidationError as exc:
-        raise _pydantic_error(exc, data, loc) from None
+    experiment, loc = read_experiment(file)
     experiment = _apply_overrides(experiment, overrides, loc)
     if experiment.task is not None:
         return [_resolve(experiment, file, loc, overrides, ("task",))]
@@ -133,7 +73,7 @@ def _output(experiment: Experiment, file: Path, ov: Overrides) -> Path:
     return Path("runs") / experiment.name
 
 
-def _apply_overrides(experiment: Experiment, ov: Overrides, loc: _Locator) -> Experiment:
+def _apply_overrides(experiment: Experiment, ov: Overrides, loc: Locator) -> Experiment:
     update: dict[str, Any] = {}
     if ov.concurrency is not None:
         update["concurrency"] = ov.concurrency
@@ -166,7 +106,7 @@ def _strip_models(society: SocietySpec) -> SocietySpec:
 
 
 def _resolve(
-    experiment: Experiment, file: Path, loc: _Locator, ov: Overrides, task_path: PathKey
+    experiment: Experiment, file: Path, loc: Locator, ov: Overrides, task_path: PathKey
 ) -> Plan:
     base_dir = file.parent
     traits = dict(BUILTIN_TRAITS)
@@ -233,7 +173,7 @@ def _resolve(
 
 
 def _data_file(
-    spec: TaskSpec, base_dir: Path, loc: _Locator, task_path: PathKey, data_dir: Path | None
+    spec: TaskSpec, base_dir: Path, loc: Locator, task_path: PathKey, data_dir: Path | None
 ) -> Path:
     if data_dir is not None:
         path = data_dir / f"{spec.name}.jsonl"
@@ -253,7 +193,7 @@ def _load_cases(
     spec: TaskSpec,
     task: Task,
     data_path: Path,
-    loc: _Locator,
+    loc: Locator,
     limit: int | None,
     task_path: PathKey,
 ) -> list[Case]:
@@ -277,7 +217,7 @@ def _load_cases(
     return cases
 
 
-def _check_backend(spec: ModelSpec, path: PathKey, loc: _Locator) -> None:
+def _check_backend(spec: ModelSpec, path: PathKey, loc: Locator) -> None:
     try:
         cls = get_backend_class(spec.backend)
     except KeyError as exc:
@@ -285,11 +225,11 @@ def _check_backend(spec: ModelSpec, path: PathKey, loc: _Locator) -> None:
     try:
         cls.Options.model_validate(spec.options)
     except ValidationError as exc:
-        raise _pydantic_error(exc, spec.options, loc, prefix=(*path, "options")) from None
+        raise pydantic_error(exc, spec.options, loc, prefix=(*path, "options")) from None
 
 
 def _resolve_societies(
-    experiment: Experiment, traits: dict[str, Trait], loc: _Locator
+    experiment: Experiment, traits: dict[str, Trait], loc: Locator
 ) -> list[Society]:
     societies: list[Society] = []
     known = ", ".join(sorted(traits))
@@ -354,7 +294,7 @@ def _resolve_strategies(
     experiment: Experiment,
     societies: Sequence[Society],
     patterns: dict[str, Pattern],
-    loc: _Locator,
+    loc: Locator,
 ) -> tuple[dict[str, list[Strategy]], int]:
     specs: list[tuple[PathKey, Any]]
     if experiment.strategies == "all":
@@ -394,59 +334,3 @@ def _resolve_strategies(
             resolved.append(strategy)
         out[society.name] = resolved
     return out, rounds or 0
-
-
-def _pydantic_error(
-    exc: ValidationError, data: Any, loc: _Locator, prefix: PathKey = ()
-) -> ConfigError:
-    """The most specific of pydantic's errors, with union-branch tags removed from its path."""
-    best: tuple[int, PathKey, str] | None = None
-    for err in exc.errors():
-        path = _real_path(data, err["loc"])
-        message = _message(err, data, path)
-        depth = len(path)
-        if best is None or depth > best[0]:
-            best = (depth, path, message)
-    assert best is not None
-    return loc.error((*prefix, *best[1]), best[2])
-
-
-_FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
-_TYPE_TAGS = {"int", "str", "float", "bool", "list", "dict", "none"}
-
-
-def _indexes(node: Any, part: Any) -> bool:
-    if isinstance(node, dict):
-        return isinstance(part, str) and part in node
-    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-
-
-def _real_path(data: Any, raw: Sequence[Any]) -> PathKey:
-    """Pydantic locations contain union member names (``'list[...]'``, ``'int'``); keep only
-    the parts that index into the data."""
-    out: list[str | int] = []
-    node = data
-    for part in raw:
-        if _indexes(node, part):
-            out.append(part)
-            node = node[part]
-        elif (
-            isinstance(node, dict)
-            and isinstance(part, str)
-            and _FIELD.match(part)
-            and (part not in _TYPE_TAGS)
-        ):
-            out.append(part)  # a missing field: the path still names it
-            node = None
-    return tuple(out)
-
-
-def _message(err: Any, data: Any, path: PathKey) -> str:
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        return f"unknown key '{path[-1]}'" if path else "unknown key"
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "value_error":
-        return str(err["ctx"]["error"])
-    return str(err["msg"])
