@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from societies.store.db import CALL_COLUMNS, RunStore
+from societies.store.db import RunStore
+from societies.store.records import CallKey, CallRecord, Outcome
 
 SOCIETIES = {
     "3oc": ["overconfident"] * 3,
@@ -64,7 +65,7 @@ def build_store(folder: Path, name: str, seed: int) -> int:
         for s in STRATEGIES
         for r in range(4)
     )
-    rows: list[tuple[object, ...]] = []
+    rows: list[CallRecord] = []
     for rep in range(REPEATS):
         for i in range(CASES):
             target = "ABCD"[i % 4]
@@ -80,30 +81,37 @@ def build_store(folder: Path, name: str, seed: int) -> int:
                         if rng.random() < 0.03:
                             ans = None
                         answers.setdefault(node, []).append(ans)
-                        key = f"{rep}|c{i}|{society}|{node}|{a}|"
                         r = len(node)
                         prompt = 150 + 320 * r + rng.randrange(40)
                         pattern = (
                             None if r == 0 else ("debate" if node[-1] == "0" else "reflection")
                         )
                         reply = f"Reasoning about case {i}. The answer is ({ans})." if ans else "?"
-                        common = ("[]", "{}", 1, "ok", None, "h", None, 1, "2026-01-01")
+                        common: tuple[str, str, str, int, Outcome, None, str, None, int] = (
+                            "sim",
+                            "sim:default",
+                            "{}",
+                            1,
+                            "ok",
+                            None,
+                            "h",
+                            None,
+                            1,
+                        )
                         if r == 0:
                             rows.append(
-                                (key + "persona", rep, f"c{i}", society, node, a, 0, "persona",
-                                 None, "[]", "ok", None, None, 60, 1, 61, 0, 5.0, "sim",
-                                 "sim:default", *common[1:])
+                                CallRecord(CallKey(rep, f"c{i}", society, node, a, "persona"), 0,
+                                           None, "[]", "ok", None, None, 60, 1, 61, 0, 5.0,
+                                           *common, "2026-01-01")
                             )  # fmt: skip
                         rows.append(
-                            (key + "answer", rep, f"c{i}", society, node, a, r, "answer", pattern,
-                             "[]", reply, ans, int(ans == target), prompt, 60, prompt + 60, 0,
-                             5.0, "sim", "sim:default", *common[1:])
+                            CallRecord(CallKey(rep, f"c{i}", society, node, a, "answer"), r,
+                                       pattern, "[]", reply, ans, int(ans == target), prompt, 60,
+                                       prompt + 60, 0, 5.0, *common, "2026-01-01")
                         )  # fmt: skip
-    placeholders = ", ".join("?" * len(CALL_COLUMNS))
-    with store._tx():
-        store.con.executemany(
-            f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({placeholders})", rows
-        )
+    store.batch_rows = 10_000
+    for row in rows:
+        store.add_call(row)
     store.close()
     return len(rows)
 

@@ -1,0 +1,129 @@
+"""The engine at scale: the study's agent-number preset on the simulated model, then analysed.
+
+Runs ``experiments/paper/agents.yaml`` (1,052,000 calls in full; ``--limit N`` takes its first
+N cases) in-process on the simulated model, then loads the run and computes every table. Each
+phase runs in a fresh child process, whose own resource usage (``wait4``) gives its peak
+memory, so the figures of one phase do not include the other's. Prints calls/s, peak RSS of
+the run, store bytes per call, analysis seconds and the analysis's peak RSS.
+
+Targets (issue 15): run peak RSS <= 400 MB and within 10 % between ``--limit 5`` and the full
+preset; store <= 900 MB for the full preset; calls/s not below the previous commit's; load_run
+plus every table <= 20 s and <= 1 GB.
+
+    .venv/bin/python bench/scale.py --limit 5 --runs 3
+    .venv/bin/python bench/scale.py --python /work/main/.venv/bin/python --limit 5  # compare
+    .venv/bin/python bench/scale.py                                                 # ~13 min
+
+``--python`` runs both phases with another interpreter (another checkout's venv), so that two
+versions of the engine are measured by the same script, one after the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PRESET = REPO / "experiments" / "paper" / "agents.yaml"
+
+#: The child's run phase. The plan resolver's module moved in issue 15 (config.load ->
+#: plan.resolve); the fallback lets this script measure a checkout from before the move.
+RUN = """
+import asyncio, sys
+from pathlib import Path
+try:
+    from societies.plan.plan import Overrides
+    from societies.plan.resolve import load_plan
+except ImportError:
+    from societies.config.load import Overrides, load_plan
+from societies.scheduler.session import run_experiment
+limit = int(sys.argv[3]) if sys.argv[3] != "all" else None
+plan = load_plan(Path(sys.argv[1]), Overrides(out=Path(sys.argv[2]), limit=limit))
+summary = asyncio.run(run_experiment(plan, argv=["bench"]))
+print(summary.made)
+"""
+
+ANALYSE = """
+import sys
+import societies
+analysis = societies.load_run(sys.argv[1])
+print(sum(len(t) for t in analysis.tables().values()))
+"""
+
+
+def child(python: str, code: str, *args: str) -> tuple[float, float, str]:
+    """Seconds, peak RSS (MB) and standard output of one child process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [python, "-c", code, *args], stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"child failed ({proc.returncode}): {code.strip().splitlines()[-2]}")
+    return elapsed, usage.ru_maxrss / 1024, out.strip()
+
+
+def store_bytes(run_dir: Path) -> int:
+    return sum(f.stat().st_size for f in run_dir.glob("store.sqlite*"))
+
+
+def one(python: str, limit: str, tmp: Path, index: int) -> dict[str, float]:
+    out = tmp / f"run{index}"
+    seconds, rss, printed = child(python, RUN, str(PRESET), str(out), limit)
+    calls = int(printed.splitlines()[-1])
+    size = store_bytes(out)
+    a_seconds, a_rss, _ = child(python, ANALYSE, str(out))
+    return {
+        "calls": calls,
+        "seconds": seconds,
+        "calls_per_s": calls / seconds,
+        "run_rss_mb": rss,
+        "store_mb": size / 1e6,
+        "bytes_per_call": size / calls,
+        "analysis_s": a_seconds,
+        "analysis_rss_mb": a_rss,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit", default="all", help="the first N cases (default: all 50)")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--python", default=sys.executable, help="interpreter to measure")
+    parser.add_argument("--keep", type=Path, help="keep the run directories here")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="societies-scale-") as scratch:
+        tmp = args.keep or Path(scratch)
+        for i in range(args.runs):
+            load = os.getloadavg()[0]
+            r = one(args.python, args.limit, tmp, i)
+            results.append(r)
+            print(
+                f"run {i + 1}: {r['calls']:,.0f} calls in {r['seconds']:.1f} s = "
+                f"{r['calls_per_s']:,.0f} calls/s, run peak RSS {r['run_rss_mb']:.0f} MB, store "
+                f"{r['store_mb']:.1f} MB ({r['bytes_per_call']:,.0f} B/call); analysis "
+                f"{r['analysis_s']:.1f} s, peak RSS {r['analysis_rss_mb']:.0f} MB "
+                f"(load average {load:.2f} before)",
+                flush=True,
+            )
+    median = {k: statistics.median(r[k] for r in results) for k in results[0]}
+    print(
+        f"median of {len(results)} ({args.python}, --limit {args.limit}): "
+        + json.dumps({k: round(v, 1) for k, v in median.items()})
+    )
+
+
+if __name__ == "__main__":
+    main()
