@@ -58,12 +58,11 @@ print(sum(len(t) for t in analysis.tables().values()))
 """
 
 
-def child(python: str, code: str, *args: str) -> tuple[float, float, str]:
-    """Seconds, peak RSS (MB) and standard output of one child process."""
+def child(python: str, code: str, *args: str, cwd: Path) -> tuple[float, float, str]:
+    """Seconds, peak RSS (MB) and standard output of one child process. It runs outside the
+    repository, so that the package it imports is the interpreter's own install."""
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [python, "-c", code, *args], stdout=subprocess.PIPE, text=True, cwd=REPO
-    )
+    proc = subprocess.Popen([python, "-c", code, *args], stdout=subprocess.PIPE, text=True, cwd=cwd)
     assert proc.stdout is not None
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -80,10 +79,10 @@ def store_bytes(run_dir: Path) -> int:
 
 def one(python: str, limit: str, tmp: Path, index: int) -> dict[str, float]:
     out = tmp / f"run{index}"
-    seconds, rss, printed = child(python, RUN, str(PRESET), str(out), limit)
+    seconds, rss, printed = child(python, RUN, str(PRESET), str(out), limit, cwd=tmp)
     calls = int(printed.splitlines()[-1])
     size = store_bytes(out)
-    a_seconds, a_rss, _ = child(python, ANALYSE, str(out))
+    a_seconds, a_rss, _ = child(python, ANALYSE, str(out), cwd=tmp)
     return {
         "calls": calls,
         "seconds": seconds,
