@@ -101,13 +101,13 @@ def build_store(folder: Path, name: str, seed: int) -> int:
                         if r == 0:
                             rows.append(
                                 CallRecord(CallKey(rep, f"c{i}", society, node, a, "persona"), 0,
-                                           None, "[]", "ok", None, None, 60, 1, 61, 0, 5.0,
+                                           None, None, (), "ok", None, None, 60, 1, 61, 0, 5.0,
                                            *common, "2026-01-01")
                             )  # fmt: skip
                         rows.append(
                             CallRecord(CallKey(rep, f"c{i}", society, node, a, "answer"), r,
-                                       pattern, "[]", reply, ans, int(ans == target), prompt, 60,
-                                       prompt + 60, 0, 5.0, *common, "2026-01-01")
+                                       pattern, None, (), reply, ans, int(ans == target),
+                                       prompt, 60, prompt + 60, 0, 5.0, *common, "2026-01-01")
                         )  # fmt: skip
     store.batch_rows = 10_000
     for row in rows:

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from societies.store.db import RunStore
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "experiments" / "data" / "quickstart_mmlu.jsonl"
 
@@ -57,6 +59,18 @@ def calls(run_dir: Path) -> list[dict[str, Any]]:
 def position(call: dict[str, Any]) -> tuple[Any, ...]:
     """A stored call's position: repeat, case, society, node, agent, step."""
     return tuple(call[k] for k in ("repeat", "case_id", "society", "node", "agent", "step"))
+
+
+def asked(run_dir: Path) -> dict[tuple[Any, ...], list[dict[str, str]]]:
+    """Per call position: the messages the call was asked (rebuilt by the store)."""
+    store = RunStore.for_run_dir(run_dir, readonly=True)
+    try:
+        return {
+            (k.repeat, k.case_id, k.society, k.node, k.agent, k.step): m
+            for k, m in store.conversations()
+        }
+    finally:
+        store.close()
 
 
 def answers(run_dir: Path) -> dict[tuple[Any, ...], tuple[str | None, str | None, str]]:

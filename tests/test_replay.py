@@ -13,7 +13,7 @@ from societies.plan.plan import Overrides
 from societies.plan.resolve import load_plan
 from societies.scheduler.runner import RunSummary
 from societies.scheduler.session import run_experiment
-from tests.backend_helpers import answers, calls, position, write_experiment
+from tests.backend_helpers import answers, asked, calls, position, write_experiment
 
 
 async def run(experiment: Path, out: Path) -> RunSummary:
@@ -63,10 +63,11 @@ async def test_replay_from_a_jsonl_transcript_into_another_model_name(
     tmp_path: Path, recorded: Path
 ) -> None:
     transcript = tmp_path / "transcript.jsonl"
+    messages = asked(recorded)
     with transcript.open("w", encoding="utf-8") as fh:
         for row in calls(recorded):
             line = {
-                "messages": json.loads(row["messages_json"]),
+                "messages": messages[position(row)],
                 "reply": row["reply"],
                 "call": {
                     "repeat": row["repeat"],

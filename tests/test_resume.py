@@ -3,6 +3,7 @@ simulated model gives the same results for the same seed."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -11,18 +12,28 @@ import sys
 import time
 from pathlib import Path
 
+from societies.store.db import RunStore
 from tests.helpers import experiment, run, write
 
 COMPARED = (
-    "repeat, case_id, society, node, agent, step, messages_json, reply, answer, correct, "
+    "repeat, case_id, society, node, agent, step, reply, answer, correct, "
     "prompt_tokens, completion_tokens, total_tokens, outcome, request_hash, model, attempts"
 )
 
 
 def rows(out: Path) -> set[tuple[object, ...]]:
+    """Every call: position, outcome, usage, and the messages it was asked (as JSON)."""
+    store = RunStore.for_run_dir(out, readonly=True)
+    try:
+        asked = {
+            (k.repeat, k.case_id, k.society, k.node, k.agent, k.step): json.dumps(m)
+            for k, m in store.conversations()
+        }
+    finally:
+        store.close()
     con = sqlite3.connect(out / "store.sqlite")
     try:
-        return set(con.execute(f"SELECT {COMPARED} FROM calls"))
+        return {(*r, asked[r[:6]]) for r in con.execute(f"SELECT {COMPARED} FROM calls")}
     finally:
         con.close()
 
@@ -96,7 +107,7 @@ def test_same_seed_same_results_other_seed_differs(tmp_path: Path) -> None:
     run(write(tmp_path, exp, "b.yaml"), tmp_path / "b", concurrency=64)
     assert rows(tmp_path / "a") == rows(tmp_path / "b")
     run(write(tmp_path, experiment(rounds=2, seed=1), "c.yaml"), tmp_path / "c")
-    replies_a = {r[:6]: r[7] for r in rows(tmp_path / "a")}
-    replies_c = {r[:6]: r[7] for r in rows(tmp_path / "c")}
+    replies_a = {r[:6]: r[6] for r in rows(tmp_path / "a")}
+    replies_c = {r[:6]: r[6] for r in rows(tmp_path / "c")}
     assert replies_a.keys() == replies_c.keys()
     assert replies_a != replies_c

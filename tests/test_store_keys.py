@@ -48,11 +48,22 @@ def test_names_with_any_character_are_stored_apart_and_resume(tmp_path: Path) ->
 
 
 def _downgrade_to_v2(store_file: Path, target: Path) -> None:
-    """The same run as the previous schema (version 2) stores it: a ``call_key`` string
-    joined with ``|`` on every call."""
+    """The same run as schema version 2 stores it: a ``call_key`` string joined with ``|``
+    and the whole conversation (``messages_json``) on every call."""
+    source = RunStore(store_file, readonly=True)
+    try:
+        conversations = {
+            (k.repeat, k.case_id, k.society, k.node, k.agent, k.step): json.dumps(
+                m, ensure_ascii=False, separators=(",", ":")
+            )
+            for k, m in source.conversations()
+        }
+    finally:
+        source.close()
     con = sqlite3.connect(target)
     for number, sql in migrations():
         if number <= 2:
+            assert isinstance(sql, str)
             for statement in sql.split(";\n"):
                 if statement.strip():
                     con.execute(statement)
@@ -62,10 +73,20 @@ def _downgrade_to_v2(store_file: Path, target: Path) -> None:
     for table in ("run", "invocations", "cases", "agents", "strategy_nodes"):
         con.execute(f"INSERT INTO {table} SELECT * FROM new.{table}")
     columns = [r[1] for r in con.execute("PRAGMA new.table_info(calls)")]
-    con.execute(
-        f"INSERT INTO calls (call_key, {', '.join(columns)}) SELECT "
-        "repeat || '|' || case_id || '|' || society || '|' || node || '|' || agent || '|' || step,"
-        f" {', '.join(columns)} FROM new.calls"
+    columns = [c for c in columns if c not in ("parent", "added")]
+    rows = con.execute(f"SELECT {', '.join(columns)} FROM new.calls").fetchall()
+    position = [columns.index(c) for c in ("repeat", "case_id", "society", "node", "agent", "step")]
+    con.executemany(
+        f"INSERT INTO calls (call_key, messages_json, {', '.join(columns)}) "
+        f"VALUES (?, ?, {', '.join('?' * len(columns))})",
+        [
+            (
+                "|".join(str(row[i]) for i in position),
+                conversations[tuple(row[i] for i in position)],
+                *row,
+            )
+            for row in rows
+        ],
     )
     con.commit()
     con.execute("DETACH DATABASE new")
@@ -91,7 +112,12 @@ def test_a_store_of_the_previous_schema_is_migrated_and_resumed(tmp_path: Path) 
         version = store.con.execute("SELECT version FROM schema_version").fetchone()[0]
     finally:
         store.con.close()
-    assert "call_key" not in columns and version == max(n for n, _ in migrations())
+    assert "call_key" not in columns and "messages_json" not in columns
+    assert version == max(n for n, _ in migrations())
+    # The conversations survive the conversion to parent + added messages.
+    assert dict(RunStore.for_run_dir(old, readonly=True).conversations()) == dict(
+        RunStore.for_run_dir(tmp_path / "now", readonly=True).conversations()
+    )
     a = societies.load_run(tmp_path / "now").accuracy
     b = societies.load_run(old).accuracy
     assert a.equals(b)

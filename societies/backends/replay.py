@@ -166,7 +166,7 @@ def _load_store(path: Path) -> list[tuple[str | None, list[ChatMessage], Recorde
         for r in store.recorded_calls():
             usage = Usage(r.prompt_tokens, r.completion_tokens, r.cached_tokens)
             record = Recorded(r.key, r.key.repeat, r.reply, r.outcome, usage, r.model, r.request_id)
-            out.append((r.asked_model or r.model, json.loads(r.messages_json), record))
+            out.append((r.asked_model or r.model, list(r.messages), record))
     except sqlite3.DatabaseError as exc:
         raise DataError(f"replay: {path}: cannot read calls ({exc})") from None
     finally:

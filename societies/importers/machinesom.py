@@ -209,8 +209,7 @@ def _call_rows(
             correct = int(task.score(answer, case)) if step == "answer" else None
             p, c = usage["prompt_tokens"], usage["completion_tokens"]
             rows.append(
-                CallRecord(key, r, pattern, json.dumps(asked, ensure_ascii=False,
-                           separators=(",", ":")), reply, answer, correct, p, c,
+                CallRecord(key, r, pattern, None, asked, reply, answer, correct, p, c,
                            usage["total_tokens"] or p + c, 0, None, "machinesom", model, "{}", 1,
                            outcome, error, "", None, invocation, now())
             )  # fmt: skip

@@ -113,7 +113,7 @@ def _transcripts(analysis: Analysis, repeats: int, max_cases: int | None) -> dic
             for call in rows:
                 k = call.key
                 repeats_seen.add(k.repeat)
-                msgs = json.loads(call.messages_json) if call.messages_json else []
+                msgs = call.added
                 prompt = msgs[-1]["content"] if msgs else ""
                 key = _browser_key(k.repeat, k.case_id, k.society)
                 if k.step == "persona":

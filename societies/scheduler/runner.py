@@ -58,6 +58,8 @@ class AgentState:
     messages: Messages
     reply: str | None
     outcome: str
+    #: The stored call that gave this reply: the parent of the agent's next call.
+    call_id: int | None = None
 
 
 @dataclass
@@ -253,20 +255,21 @@ class Runner:
     async def _first_answer(self, t: _Tree, agent: Agent) -> AgentState:
         prompts, task, case = self.plan.prompts, self.plan.task, t.case
         persona = prompts.persona(agent, task, case)
-        conversation: Messages
+        parent: AgentState | None = None
+        added: Messages
         if self.plan.prompts.persona_call:
-            state = await self._call(
-                t, "", agent, 0, "persona", None, ({"role": "user", "content": persona},), ()
+            parent = await self._call(
+                t, "", agent, 0, "persona", None, None, ({"role": "user", "content": persona},), ()
             )
-            if state.outcome != "ok":
-                return state
-            conversation = state.messages
+            if parent.outcome != "ok":
+                return parent
+            added = ()
         else:
-            conversation = ({"role": "system", "content": persona},)
+            added = ({"role": "system", "content": persona},)
         variables = {**t.variables, "role": prompts.role(agent, task, case)}
         question = prompts.question(task, case, variables)
-        messages = (*conversation, {"role": "user", "content": question})
-        return await self._call(t, "", agent, 0, "answer", None, messages, ())
+        added = (*added, {"role": "user", "content": question})
+        return await self._call(t, "", agent, 0, "answer", None, parent, added, ())
 
     async def _children(self, node: Node, states: Sequence[AgentState], t: _Tree) -> None:
         if not node.children:
@@ -295,10 +298,10 @@ class Runner:
                     str(parent[j].reply) for j in range(len(parent)) if j != i and sees[j]
                 )
             text = self.plan.prompts.turn(pattern, self.plan.task, t.variables, peers, node.round)
-            messages = (*parent[i].messages, {"role": "user", "content": text})
             return await self._call(
-                t, node.code, agent, node.round, "answer", pattern.name, messages, peers
-            )
+                t, node.code, agent, node.round, "answer", pattern.name, parent[i],
+                ({"role": "user", "content": text},), peers,
+            )  # fmt: skip
 
         states = await asyncio.gather(*(turn(a) for a in t.society.agents))
         await self._children(node, states, t)
@@ -313,7 +316,7 @@ class Runner:
                     continue
                 pattern = None if n.plan is None else n.plan[agent.index]
                 self.store.add_call(
-                    CallRecord(key, n.round, pattern, "[]", None, None, None, 0, 0, 0, 0, None,
+                    CallRecord(key, n.round, pattern, None, (), None, None, None, 0, 0, 0, 0, None,
                                agent.model.backend, agent.model.name, self._params(agent.model),
                                0, "context_exceeded",
                                "an earlier call of this branch exceeded the context", "", None,
@@ -333,10 +336,15 @@ class Runner:
         round_index: int,
         step: Step,
         pattern: str | None,
-        messages: Messages,
+        parent: AgentState | None,
+        added: Messages,
         peers: tuple[str, ...],
     ) -> AgentState:
+        """One call: the agent's conversation so far (``parent``'s, with its reply), then the
+        ``added`` messages."""
         key = t.key(node, agent.index, step)
+        messages = added if parent is None else (*parent.messages, *added)
+        parent_id = None if parent is None else parent.call_id
         case = t.case
         spec = agent.model
         spec_key, params_json = self._spec_info[id(spec)]
@@ -355,7 +363,7 @@ class Runner:
             self.summary.reused += 1
             if self.progress:
                 self.progress(False, 0)
-            return self._state(messages, stored.reply, stored.outcome)
+            return self._state(messages, stored.reply, stored.outcome, stored.id)
         if self.stopping:
             raise _StopRun
         backend = self.backends[spec_key]
@@ -407,8 +415,8 @@ class Runner:
             if (usage)
             else (0, 0, 0)
         )
-        self.store.add_call(
-            CallRecord(key, round_index, pattern, messages_json, text, answer, correct, p, c,
+        call_id = self.store.add_call(
+            CallRecord(key, round_index, pattern, parent_id, added, text, answer, correct, p, c,
                        p + c, cached, latency_ms, spec.backend, model, params_json, attempts,
                        outcome, error, request_hash, request_id, self.invocation, now())
         )  # fmt: skip
@@ -422,10 +430,12 @@ class Runner:
             self.summary.context_exceeded += 1
         if self.progress:
             self.progress(True, p + c)
-        return self._state(messages, text, outcome)
+        return self._state(messages, text, outcome, call_id)
 
     @staticmethod
-    def _state(messages: Messages, reply: str | None, outcome: str) -> AgentState:
+    def _state(messages: Messages, reply: str | None, outcome: str, call_id: int) -> AgentState:
         if reply is None:
-            return AgentState(messages, None, outcome)
-        return AgentState((*messages, {"role": "assistant", "content": reply}), reply, outcome)
+            return AgentState(messages, None, outcome, call_id)
+        return AgentState(
+            (*messages, {"role": "assistant", "content": reply}), reply, outcome, call_id
+        )

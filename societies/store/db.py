@@ -11,7 +11,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from societies.errors import StoreError
+from societies.store.compact import Conversations, message_hash, migrate_v4, split_hashes
 from societies.store.records import (
     CallKey,
     CallRecord,
@@ -36,8 +37,8 @@ STORE_FILE = "store.sqlite"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 CALL_COLUMNS = (
-    "repeat", "case_id", "society", "node", "agent", "round", "step", "pattern",
-    "messages_json", "reply", "answer", "correct", "prompt_tokens", "completion_tokens",
+    "id", "repeat", "case_id", "society", "node", "agent", "round", "step", "pattern",
+    "parent", "added", "reply", "answer", "correct", "prompt_tokens", "completion_tokens",
     "total_tokens", "cached_tokens", "latency_ms", "backend", "model", "params_json",
     "attempts", "outcome", "error", "request_hash", "request_id", "invocation", "created_at",
 )  # fmt: skip
@@ -46,6 +47,8 @@ _KEY_COLUMNS = ("society", "repeat", "case_id", "node", "agent", "step")
 _INSERT_CALL = (
     f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({', '.join('?' * len(CALL_COLUMNS))}) "
     f"ON CONFLICT({', '.join(_KEY_COLUMNS)}) DO UPDATE SET "
+    # A call redone (an ``error`` outcome, on resume) takes its new id: its children, made
+    # after it, reference that one.
     + ", ".join(f"{c} = excluded.{c}" for c in CALL_COLUMNS if c not in _KEY_COLUMNS)
 )
 
@@ -62,15 +65,21 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def migrations() -> list[tuple[int, str]]:
-    """Numbered SQL files, applied in order; the number is the schema version they lead to."""
+Migration = str | Callable[[sqlite3.Connection], None]
+#: Migrations that SQL alone cannot express (hashing, matching conversations).
+_PYTHON_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {4: migrate_v4}
+
+
+def migrations() -> list[tuple[int, Migration]]:
+    """Numbered SQL files (and Python steps), applied in order; the number is the schema
+    version they lead to."""
     folder = resources.files("societies.store") / "migrations"
-    out = []
+    out: list[tuple[int, Migration]] = list(_PYTHON_MIGRATIONS.items())
     for entry in folder.iterdir():
         name = entry.name
         if name.endswith(".sql") and name[:4].isdigit():
             out.append((int(name[:4]), entry.read_text(encoding="utf-8")))
-    return sorted(out)
+    return sorted(out, key=lambda m: m[0])
 
 
 SCHEMA_VERSION = max(n for n, _ in migrations())
@@ -125,6 +134,13 @@ class RunStore:
             self.con.execute("PRAGMA busy_timeout=5000")
             self._migrate()
         self._buffer: list[tuple[Any, ...]] = []
+        #: Messages of buffered calls not stored yet, and hashes known to be stored (bounded).
+        self._new_messages: list[tuple[bytes, str, str]] = []
+        self._known: set[bytes] = set()
+        self._next_id = 1
+        if not readonly:
+            row = self.con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM calls").fetchone()
+            self._next_id = int(row[0])
         self._last_flush = time.monotonic()
         self.batch_rows = 200
         self.batch_seconds = 0.25
@@ -142,12 +158,15 @@ class RunStore:
             current = row[0] if row else 0
             if row is None:
                 con.execute("INSERT INTO schema_version VALUES (0)")
-            for number, sql in migrations():
+            for number, step in migrations():
                 if number > current:
                     log.info("store %s: migrating to schema %d", self.path, number)
-                    for statement in sql.split(";\n"):
-                        if statement.strip():
-                            con.execute(statement)
+                    if callable(step):
+                        step(con)
+                    else:
+                        for statement in step.split(";\n"):
+                            if statement.strip():
+                                con.execute(statement)
                     con.execute("UPDATE schema_version SET version = ?", (number,))
             con.execute("COMMIT")
         except BaseException:
@@ -222,9 +241,11 @@ class RunStore:
         """The calls already stored of one repeat x case x society: a resumed tree makes only
         the others. Read per tree, so that memory does not grow with the run."""
         return {
-            CallKey(repeat, case_id, society, node, agent, step): StoredCall(h, reply, outcome)
-            for node, agent, step, h, reply, outcome in self.con.execute(
-                "SELECT node, agent, step, request_hash, reply, outcome FROM calls"
+            CallKey(repeat, case_id, society, node, agent, step): StoredCall(
+                call_id, h, reply, outcome
+            )
+            for call_id, node, agent, step, h, reply, outcome in self.con.execute(
+                "SELECT id, node, agent, step, request_hash, reply, outcome FROM calls"
                 " WHERE society = ? AND repeat = ? AND case_id = ?",
                 (society, repeat, case_id),
             )
@@ -233,13 +254,25 @@ class RunStore:
     def has_calls(self) -> bool:
         return self.con.execute("SELECT 1 FROM calls LIMIT 1").fetchone() is not None
 
-    def add_call(self, record: CallRecord) -> None:
-        """Buffer one call; it is committed with its batch (see ``flush``)."""
+    def add_call(self, record: CallRecord) -> int:
+        """Buffer one call; it is committed with its batch (see ``flush``). Returns its id,
+        which a call continuing its conversation names as its parent."""
         k = record.key
+        call_id = self._next_id
+        self._next_id += 1
+        hashes = []
+        for m in record.added:
+            h = message_hash(m["role"], m["content"])
+            hashes.append(h)
+            if h not in self._known:
+                if len(self._known) > 500_000:
+                    self._known.clear()
+                self._known.add(h)
+                self._new_messages.append((h, m["role"], m["content"]))
         self._buffer.append(
-            (k.repeat, k.case_id, k.society, k.node, k.agent, record.round, k.step,
-             record.pattern, record.messages_json, record.reply, record.answer, record.correct,
-             record.prompt_tokens, record.completion_tokens,
+            (call_id, k.repeat, k.case_id, k.society, k.node, k.agent, record.round, k.step,
+             record.pattern, record.parent, b"".join(hashes), record.reply, record.answer,
+             record.correct, record.prompt_tokens, record.completion_tokens,
              record.total_tokens, record.cached_tokens,
              record.latency_ms, record.backend, record.model, record.params_json,
              record.attempts, record.outcome, record.error, record.request_hash,
@@ -250,14 +283,21 @@ class RunStore:
             or time.monotonic() - self._last_flush >= self.batch_seconds
         ):
             self.flush()
+        return call_id
 
     def flush(self) -> None:
         self._last_flush = time.monotonic()
         if not self._buffer:
             return
         rows, self._buffer = self._buffer, []
-        with self._tx():
-            self.con.executemany(_INSERT_CALL, rows)
+        messages, self._new_messages = self._new_messages, []
+        try:
+            with self._tx():
+                self.con.executemany("INSERT OR IGNORE INTO messages VALUES (?, ?, ?)", messages)
+                self.con.executemany(_INSERT_CALL, rows)
+        except BaseException:
+            self._known.clear()  # some of them may not be stored after all
+            raise
 
     def count_calls(self) -> int:
         return int(self.con.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
@@ -288,28 +328,48 @@ class RunStore:
             "cases": pd.read_sql_query("SELECT case_id, idx FROM cases", con),
         }
 
-    def recorded_calls(self) -> Iterator[RecordedCall]:
-        """Every call with a recorded answer (or overflow), in the order it was stored."""
+    def conversation(self, call_id: int) -> list[dict[str, str]]:
+        """The messages a stored call was asked, rebuilt from its parents."""
+        row = self.con.execute("SELECT parent, added FROM calls WHERE id = ?", (call_id,))
+        found = row.fetchone()
+        return [] if found is None else Conversations(self.con).request(*found)
+
+    def conversations(self) -> Iterator[tuple[CallKey, list[dict[str, str]]]]:
+        """Every stored call with the messages it was asked, in the order they were stored."""
+        for r in self.recorded_calls(everything=True):
+            yield r.key, r.messages
+
+    def recorded_calls(self, *, everything: bool = False) -> Iterator[RecordedCall]:
+        """Every call with a recorded answer (or overflow), in the order it was stored, with
+        its whole conversation (rebuilt parent by parent, each parent once)."""
+        conversations = Conversations(self.con, cache=True)
         for row in self.con.execute(
-            "SELECT c.repeat, c.case_id, c.society, c.node, c.agent, c.step, a.model,"
-            " c.messages_json, c.reply, c.outcome, c.prompt_tokens, c.completion_tokens,"
+            "SELECT c.id, c.parent, c.added, c.repeat, c.case_id, c.society, c.node, c.agent,"
+            " c.step, a.model, c.reply, c.outcome, c.prompt_tokens, c.completion_tokens,"
             " c.cached_tokens, c.model, c.request_id"
             " FROM calls c LEFT JOIN agents a ON a.society = c.society AND a.agent = c.agent"
-            " WHERE c.outcome != 'error' AND c.messages_json != '[]' ORDER BY c.id"
-        ):
-            yield RecordedCall(CallKey(*row[:6]), *row[6:])
+            " ORDER BY c.id"
+        ).fetchall():
+            call_id, parent, added, *rest = row
+            messages = conversations.request(parent, added)
+            reply, outcome = rest[7], rest[8]
+            conversations.remember(call_id, messages, reply)
+            if everything or (outcome != "error" and messages):
+                yield RecordedCall(CallKey(*rest[:6]), rest[6], messages, *rest[7:])
 
     def transcript_calls(self, repeats: int, cases: int) -> Iterator[TranscriptCall]:
         """Calls of the first ``repeats`` repeats and ``cases`` cases (by data index), by
         position."""
+        messages = Conversations(self.con)
         for row in self.con.execute(
             "SELECT repeat, case_id, society, node, agent, step, round, pattern, "
-            "messages_json, reply, answer, correct, outcome, total_tokens FROM calls "
+            "added, reply, answer, correct, outcome, total_tokens FROM calls "
             "JOIN cases USING (case_id) WHERE repeat < ? AND idx < ? "
             "ORDER BY repeat, case_id, society, node, agent",
             (repeats, cases),
         ):
-            yield TranscriptCall(CallKey(*row[:6]), *row[6:])
+            added = messages.messages(split_hashes(row[8]))
+            yield TranscriptCall(CallKey(*row[:6]), row[6], row[7], added, *row[9:])
 
     def replies(self) -> list[tuple[int, str, str, str | None, int | None]]:
         """Every answer call that returned a reply: (row id, case id, reply, answer, correct)."""

@@ -8,6 +8,7 @@ the simulated model's seeds; nothing reads it back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -50,8 +51,11 @@ class CallRecord:
     round: int
     #: This agent's pattern in this round; ``None`` for round 0 and the role-play turn.
     pattern: str | None
-    #: The request's messages as compact JSON (``"[]"`` for a call never asked).
-    messages_json: str
+    #: The call whose request and reply this call's request continues (its id, as returned
+    #: by ``RunStore.add_call``); ``None`` for a first call, or a call never asked.
+    parent: int | None
+    #: The request's messages after the parent's reply (all of them without a parent).
+    added: Sequence[Mapping[str, str]]
     reply: str | None
     answer: str | None
     correct: int | None
@@ -77,6 +81,7 @@ class CallRecord:
 class StoredCall:
     """What resume needs of a stored call: whether the request is the same, and the reply."""
 
+    id: int
     request_hash: str
     reply: str | None
     outcome: str
@@ -89,7 +94,7 @@ class RecordedCall:
     key: CallKey
     #: The model the agent asked for (the stored call holds the one that answered).
     asked_model: str | None
-    messages_json: str
+    messages: list[dict[str, str]]
     reply: str | None
     outcome: str
     prompt_tokens: int
@@ -106,7 +111,9 @@ class TranscriptCall:
     key: CallKey
     round: int
     pattern: str | None
-    messages_json: str
+    #: The messages this call added to its conversation (the new prompt; at round 0 also the
+    #: persona's system message).
+    added: list[dict[str, str]]
     reply: str | None
     answer: str | None
     correct: int | None
