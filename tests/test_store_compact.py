@@ -39,6 +39,9 @@ def test_conversations_are_rebuilt_as_asked_from_messages_stored_once(tmp_path: 
     try:
         distinct = con.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
         added = con.execute("SELECT SUM(length(added)) / 16 FROM calls").fetchone()[0]
+        packed = con.execute(
+            "SELECT COUNT(*) FROM messages WHERE typeof(content) = 'blob'"
+        ).fetchone()[0]
         orphans = con.execute(
             "SELECT COUNT(*) FROM calls WHERE parent IS NULL AND step = 'answer'"
         ).fetchone()[0]
@@ -49,3 +52,6 @@ def test_conversations_are_rebuilt_as_asked_from_messages_stored_once(tmp_path: 
     # Every call adds one message to its parent's conversation (the first one, its prompt).
     assert added == summary.made
     assert orphans == 0
+    # Long messages (the role-play prompt, the question) are stored compressed, and read back
+    # exactly (the comparison above).
+    assert packed > 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,24 @@ Message = Mapping[str, str]
 
 def message_hash(role: str, content: str) -> bytes:
     return hashlib.blake2b(f"{role}\x00{content}".encode(), digest_size=HASH_BYTES).digest()
+
+
+#: Messages this long (UTF-8 bytes) or longer are stored zlib-compressed: debate turns quote
+#: every peer's reply, and replies to one question repeat each other's wording (about 3x).
+_PACK_FROM = 256
+
+
+def pack(content: str) -> str | bytes:
+    """A message's content as stored: the text, or its compressed UTF-8 when that is smaller."""
+    raw = content.encode()
+    if len(raw) < _PACK_FROM:
+        return content
+    packed = zlib.compress(raw, 1)
+    return packed if len(packed) < len(raw) else content
+
+
+def unpack(stored: str | bytes) -> str:
+    return stored if isinstance(stored, str) else zlib.decompress(stored).decode()
 
 
 def split_hashes(added: bytes) -> list[bytes]:
@@ -55,7 +74,7 @@ class Conversations:
             for h, role, content in self.con.execute(
                 f"SELECT hash, role, content FROM messages WHERE hash IN ({marks})", part
             ):
-                self._messages[h] = {"role": role, "content": content}
+                self._messages[h] = {"role": role, "content": unpack(content)}
         if len(self._messages) > 200_000:
             found = [self._messages[h] for h in hashes]
             self._messages.clear()
@@ -127,12 +146,16 @@ CREATE TABLE calls_v4 (
     UNIQUE (society, repeat, case_id, node, agent, step)
 )
 """
+#: ``content`` holds the text, or zlib-compressed UTF-8 (a BLOB) for long messages (``pack``).
+#: A rowid table with a unique index on the hash, not a WITHOUT ROWID table keyed by it:
+#: messages are large (a debate turn quotes every peer), and a WITHOUT ROWID b-tree of large
+#: rows spills into overflow pages and took three times the size of the text.
 _MESSAGES = """
 CREATE TABLE messages (
-    hash BLOB PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,
     role TEXT NOT NULL,
     content TEXT NOT NULL
-) WITHOUT ROWID
+)
 """
 #: Columns copied as they are from schema 3 to 4 (messages_json becomes parent + added).
 _KEPT = (
@@ -185,11 +208,12 @@ def migrate_v4(con: sqlite3.Connection) -> None:
 
     def write(rows: list[tuple[Any, ...]]) -> None:
         out: list[tuple[Any, ...]] = []
-        messages: list[tuple[bytes, str, str]] = []
+        messages: list[tuple[bytes, str, str | bytes]] = []
         for row, added in _compact_tree(rows):
             out.append(row)
             messages.extend(
-                (message_hash(m["role"], m["content"]), m["role"], m["content"]) for m in added
+                (message_hash(m["role"], m["content"]), m["role"], pack(m["content"]))
+                for m in added
             )
         con.executemany("INSERT OR IGNORE INTO messages VALUES (?, ?, ?)", messages)
         marks = ", ".join("?" * (len(_KEPT.split(",")) + 2))

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from societies.errors import StoreError
-from societies.store.compact import Conversations, message_hash, migrate_v4, split_hashes
+from societies.store.compact import (
+    Conversations,
+    message_hash,
+    migrate_v4,
+    pack,
+    split_hashes,
+)
 from societies.store.records import (
     CallKey,
     CallRecord,
@@ -135,7 +141,7 @@ class RunStore:
             self._migrate()
         self._buffer: list[tuple[Any, ...]] = []
         #: Messages of buffered calls not stored yet, and hashes known to be stored (bounded).
-        self._new_messages: list[tuple[bytes, str, str]] = []
+        self._new_messages: list[tuple[bytes, str, str | bytes]] = []
         self._known: set[bytes] = set()
         self._next_id = 1
         if not readonly:
@@ -268,7 +274,7 @@ class RunStore:
                 if len(self._known) > 500_000:
                     self._known.clear()
                 self._known.add(h)
-                self._new_messages.append((h, m["role"], m["content"]))
+                self._new_messages.append((h, m["role"], pack(m["content"])))
         self._buffer.append(
             (call_id, k.repeat, k.case_id, k.society, k.node, k.agent, record.round, k.step,
              record.pattern, record.parent, b"".join(hashes), record.reply, record.answer,
