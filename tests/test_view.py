@@ -93,7 +93,14 @@ def test_viewer_on_a_store_of_100k_calls(stores: Path, chromium: str, tmp_path: 
     shots = Path(os.environ.get("SOCIETIES_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
     with serving(stores) as base:
-        runs = {r["name"]: r for r in get(base + "api/runs")["runs"]}
+        # Totals (planned calls, tokens) are counted in the background: poll until they are.
+        deadline = time.monotonic() + 30
+        while True:
+            runs = {r["name"]: r for r in get(base + "api/runs")["runs"]}
+            if all(r["calls_planned"] is not None for r in runs.values()):
+                break
+            assert time.monotonic() < deadline, runs
+            time.sleep(0.05)
         big, other = runs["big"]["id"], runs["other"]["id"]
         assert runs["big"]["calls_done"] == runs["big"]["calls_planned"] == 100_800
         with open_page(chromium, tmp_path / "profile", base) as page:
@@ -231,10 +238,32 @@ def test_status_moves_from_running_to_done(tmp_path: Path, chromium: str) -> Non
                     seen.append(value)
             assert seen[0] == "running" and seen[-1] == "done", seen
             assert proc.wait(timeout=30) == 0
-            done = page.evaluate("document.querySelector('#runs td.num').innerText")
-            assert "768 / 768" in done
+            wait_for(page, "document.querySelector('#runs td.num').innerText.includes('768 / 768')")
             assert page.errors() == []
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_status_of_an_interrupted_and_a_stopped_run(tmp_path: Path) -> None:
+    import sqlite3
+
+    from societies.view import queries
+    from societies.view.runs import status
+
+    build_store(tmp_path / "a", cases=2, invocation_status="stopped")
+    store = tmp_path / "a" / "store.sqlite"
+    facts = queries.run_facts(store)
+    planned = queries.planned(store)
+    assert planned == facts.calls_done == 2 * 4 * 48
+    assert status(facts, planned)[0] == "incomplete"  # stopped, even with every call stored
+    con = sqlite3.connect(store)
+    with con:  # a run that was killed: its invocation never finished
+        con.execute(
+            "INSERT INTO invocations (started_at, package_version) VALUES (?, 'x')",
+            ("2026-01-01T00:00:00+00:00",),
+        )
+    con.close()
+    state, why = status(queries.run_facts(store), planned)
+    assert state == "incomplete" and "interrupted" in why

@@ -180,8 +180,9 @@ def _transcripts(
             log.warning("%s: transcripts unavailable (%s)", info.path, exc)
         finally:
             store.con.close()
-        kept_set = set(kept)
         mine = votes[votes["run"] == label]
+        trees = pd.MultiIndex.from_frame(mine[["repeat", "case_id", "society"]])
+        mine = mine[trees.isin(kept)]
         nodes = analysis.answers[analysis.answers["run"] == label][
             ["society", "strategy", "round", "node"]
         ].drop_duplicates()
@@ -190,9 +191,8 @@ def _transcripts(
         for rep, case_id, society, strategy, r, maj, ok in mine[
             ["repeat", "case_id", "society", "strategy", "round", "majority", "correct"]
         ].itertuples(index=False, name=None):
-            if (rep, case_id, society) in kept_set:
-                node = node_of.get((society, strategy, r))
-                majority[f"{rep}|{case_id}|{society}|{node}"] = [maj, bool(ok)]
+            node = node_of.get((society, strategy, r))
+            majority[f"{rep}|{case_id}|{society}|{node}"] = [maj, bool(ok)]
         strategies: dict[str, dict[str, list[str]]] = {}
         for (society, strategy, _round), node in sorted(node_of.items()):
             strategies.setdefault(society, {}).setdefault(strategy, []).append(node)

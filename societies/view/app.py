@@ -12,10 +12,8 @@ import asyncio
 import hashlib
 import logging
 import sqlite3
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,12 +24,10 @@ from aiohttp import web
 from societies.store.db import STORE_FILE
 from societies.view import queries
 from societies.view.queries import TranscriptQuery, TranscriptRef
+from societies.view.runs import TotalsCache, cost, status
 
 log = logging.getLogger(__name__)
 
-#: A run whose last invocation never finished counts as running while its store has been
-#: written within this many seconds; after that the process is taken to be gone.
-STALE_SECONDS = 120.0
 _STATIC = ("index.html", "app.js", "app.css")
 _TYPES = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
 
@@ -54,49 +50,6 @@ def run_id(store: Path) -> str:
     return hashlib.sha1(str(store).encode()).hexdigest()[:10]
 
 
-def _age(stamp: str | None) -> float:
-    if not stamp:
-        return float("inf")
-    return time.time() - datetime.fromisoformat(stamp).astimezone(UTC).timestamp()
-
-
-def status(run: queries.RunOverview) -> tuple[str, str]:
-    """(status, why): running, done, incomplete (stopped, failed, interrupted) or empty."""
-    last = run.invocations[-1] if run.invocations else None
-    if last is not None and last.finished_at is None:
-        fresh = min(_age(run.last_call_at), _age(last.started_at), _age(run.created_at))
-        if fresh < STALE_SECONDS:
-            return "running", "a run is writing to this store"
-        return "incomplete", "interrupted: the last run never finished (killed?)"
-    if run.calls_planned and run.calls_done >= run.calls_planned:
-        return "done", ""
-    if last is None:
-        return ("incomplete", "no run has started") if run.calls_planned else ("empty", "")
-    return "incomplete", f"last run {last.status}: {run.calls_done:,} of {run.calls_planned:,}"
-
-
-def _cost(run: queries.RunOverview) -> dict[str, Any]:
-    """Tokens billed and dollars at the run's price table (``None`` if a model is unpriced)."""
-    from societies.backends.base import Usage
-    from societies.config.models import Price
-    from societies.cost import FREE_BACKENDS, cost_of, find_price, price_table
-
-    extra = {k: Price(**v) for k, v in (run.config.get("prices") or {}).items()}
-    table = price_table(extra)
-    usd: float | None = 0.0
-    for u in run.usage:
-        if u.backend in FREE_BACKENDS:
-            continue
-        price = find_price(table, u.model.split(":", 1)[-1])
-        if price is None:
-            usd = None
-            break
-        usage = Usage(u.prompt_tokens, u.completion_tokens, u.cached_tokens)
-        usd = (usd or 0.0) + cost_of(price, usage)
-    tokens = sum(u.prompt_tokens + u.completion_tokens for u in run.usage)
-    return {"tokens": tokens, "usd": usd}
-
-
 def _json_value(value: Any) -> Any:
     """A table cell as JSON: NaN and NA become null, numpy scalars plain numbers."""
     if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
@@ -116,7 +69,7 @@ class Viewer:
     def __init__(self, paths: Sequence[Path]) -> None:
         self.paths = [Path(p) for p in paths]
         self.stores: dict[str, Path] = {}
-        self._planned: dict[str, _Cached] = {}
+        self.totals = TotalsCache()
         self._analysis: dict[str, _Cached] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -131,19 +84,20 @@ class Viewer:
             raise web.HTTPNotFound(text=f"no run {rid}")
         return self.stores[rid]
 
-    def overview(self, rid: str) -> dict[str, Any]:
+    def overview(self, rid: str, wait: bool = False) -> dict[str, Any]:
+        """A run's row in the list: cheap facts now, totals as last computed (None at first
+        on a big store; the page polls)."""
         path = self.stores[rid]
-        marker = queries.invocation_marker(path)
-        cached = self._planned.get(rid)
-        planned = cached.value if cached and cached.key == marker else None
-        run = queries.run_overview(path, planned)
-        self._planned[rid] = _Cached(marker, run.calls_planned)
-        state, why = status(run)
+        run = queries.run_facts(path)
+        totals = self.totals.get(path, run, wait=wait)
+        planned = totals.planned if totals else None
+        state, why = status(run, planned)
         return {
             "id": rid, "path": str(path.parent), "name": run.name, "task": run.task,
             "prompts": run.prompts, "models": run.agent_models, "societies": run.societies,
-            "calls_done": run.calls_done, "calls_planned": run.calls_planned,
-            "status": state, "why": why, "cost": _cost(run), "outcomes": run.outcomes,
+            "calls_done": run.calls_done, "calls_planned": planned, "status": state, "why": why,
+            "cost": cost(run.config, totals.rows()) if totals else None,
+            "outcomes": totals.outcomes() if totals else None,
             "created_at": run.created_at, "last_call_at": run.last_call_at,
             "invocations": [asdict(i) for i in run.invocations],
         }  # fmt: skip
@@ -309,6 +263,11 @@ def make_app(paths: Sequence[Path]) -> web.Application:
     viewer = Viewer(paths)
     viewer.scan()
     app[_VIEWER] = viewer
+
+    async def close(_app: web.Application) -> None:
+        viewer.totals.close()
+
+    app.on_cleanup.append(close)
     app.router.add_get("/", _static)
     app.router.add_get("/static/{name}", _static)
     app.router.add_get("/api/runs", _runs)

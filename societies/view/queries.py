@@ -85,9 +85,12 @@ class Invocation:
 
 
 @dataclass(frozen=True, slots=True)
-class ModelUsage:
+class Usage:
+    """Calls and tokens of one model with one outcome, over a range of call ids."""
+
     backend: str
     model: str
+    outcome: str
     calls: int
     prompt_tokens: int
     completion_tokens: int
@@ -95,8 +98,9 @@ class ModelUsage:
 
 
 @dataclass(frozen=True, slots=True)
-class RunOverview:
-    """What the runs list shows of one store."""
+class RunFacts:
+    """What the runs list shows of one store, from statements that stay fast at any size
+    (no scan of the calls table: the count walks an index, the last call is by rowid)."""
 
     name: str
     task: str
@@ -106,11 +110,9 @@ class RunOverview:
     societies: list[str]
     agent_models: list[str]
     calls_done: int
-    calls_planned: int
+    last_call_id: int
     last_call_at: str | None
     invocations: list[Invocation]
-    usage: list[ModelUsage]
-    outcomes: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,13 +201,12 @@ def planned_calls(con: sqlite3.Connection) -> int:
     return int(answers) + int(persona)
 
 
-def run_overview(path: Path, planned: int | None = None) -> RunOverview:
-    """The runs list's facts of one store; ``planned`` skips recounting the grid (it only
-    changes when an invocation starts)."""
+def run_facts(path: Path) -> RunFacts:
     with connect(path) as con:
         con.execute("BEGIN")
         run = con.execute("SELECT name, task, prompts, created_at, config_json FROM run").fetchone()
         if run is None:
+            con.execute("COMMIT")
             raise LookupError(f"{path}: the store holds no run yet")
         societies = [
             r[0]
@@ -215,26 +216,34 @@ def run_overview(path: Path, planned: int | None = None) -> RunOverview:
             f"{b}:{m}" if not m.startswith(f"{b}:") else m
             for b, m in con.execute("SELECT DISTINCT backend, model FROM agents ORDER BY 1, 2")
         ]
-        usage = [
-            ModelUsage(*row)
-            for row in con.execute(
-                "SELECT backend, model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), "
-                "SUM(cached_tokens) FROM calls GROUP BY backend, model ORDER BY backend, model"
-            )
-        ]
-        outcomes = dict(con.execute("SELECT outcome, COUNT(*) FROM calls GROUP BY outcome"))
-        last = con.execute("SELECT MAX(created_at) FROM calls").fetchone()[0]
-        done = sum(u.calls for u in usage)
+        done = int(con.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+        last = con.execute("SELECT id, created_at FROM calls ORDER BY id DESC LIMIT 1").fetchone()
         invocations = _invocations(con)
-        if planned is None:
-            planned = planned_calls(con)
         con.execute("COMMIT")
     name, task, prompts, created, config = run
-    return RunOverview(
+    return RunFacts(
         name=name, task=task, prompts=prompts, created_at=created, config=json.loads(config),
-        societies=societies, agent_models=models, calls_done=done, calls_planned=planned,
-        last_call_at=last, invocations=invocations, usage=usage, outcomes=outcomes,
+        societies=societies, agent_models=models, calls_done=done,
+        last_call_id=last[0] if last else 0, last_call_at=last[1] if last else None,
+        invocations=invocations,
     )  # fmt: skip
+
+
+def usage_between(path: Path, after_id: int, upto_id: int) -> list[Usage]:
+    """Calls and tokens per model and outcome for call ids in (after_id, upto_id]: the viewer
+    adds up new rows only while a run writes (a full scan of a big store takes seconds)."""
+    with connect(path) as con:
+        rows = con.execute(
+            "SELECT backend, model, outcome, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens),"
+            " SUM(cached_tokens) FROM calls WHERE id > ? AND id <= ? GROUP BY 1, 2, 3",
+            (after_id, upto_id),
+        ).fetchall()
+    return [Usage(*row) for row in rows]
+
+
+def planned(path: Path) -> int:
+    with connect(path) as con:
+        return planned_calls(con)
 
 
 def invocation_marker(path: Path) -> tuple[int, str | None]:

@@ -30,7 +30,8 @@ function api(path) {
   });
 }
 
-function fmtInt(n) { return n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"); }
+function fmtInt(n) { return n === null || n === undefined ? "…" : Number(n).toLocaleString("en-US"); }
+function fmtUsd(c) { return !c ? "…" : c.usd === null ? "a model has no price" : "$" + c.usd.toFixed(4); }
 function pct(x) { return x === null || x === undefined ? "–" : (100 * x).toFixed(1); }
 
 function statusBadge(run) {
@@ -86,8 +87,8 @@ function runsPage() {
           el("td", { "class": "num" }, el("span", { "class": "bar" }, el("span", { style: "width:" + (100 * share).toFixed(1) + "%" })),
             fmtInt(r.calls_done) + " / " + fmtInt(r.calls_planned)),
           el("td", {}, statusBadge(r), r.why ? el("div", { "class": "muted" }, r.why) : null),
-          el("td", { "class": "num" }, fmtInt(r.cost.tokens)),
-          el("td", { "class": "num" }, r.cost.usd === null ? "unpriced" : "$" + r.cost.usd.toFixed(4))));
+          el("td", { "class": "num" }, fmtInt(r.cost && r.cost.tokens)),
+          el("td", { "class": "num" }, fmtUsd(r.cost))));
       });
       document.getElementById("live").textContent = "updated " + new Date().toLocaleTimeString();
     }).catch(showError);
@@ -103,9 +104,9 @@ function runSummary(run) {
       [["task", run.task], ["prompt set", run.prompts], ["models", run.models.join(", ")],
        ["societies", run.societies.join(", ")],
        ["calls", fmtInt(run.calls_done) + " of " + fmtInt(run.calls_planned) + " planned"],
-       ["outcomes", Object.keys(run.outcomes).map(function (k) { return k + " " + fmtInt(run.outcomes[k]); }).join(", ")],
-       ["tokens billed", fmtInt(run.cost.tokens)],
-       ["cost", run.cost.usd === null ? "a model has no price" : "$" + run.cost.usd.toFixed(4)],
+       ["outcomes", run.outcomes ? Object.keys(run.outcomes).map(function (k) { return k + " " + fmtInt(run.outcomes[k]); }).join(", ") : "…"],
+       ["tokens billed", fmtInt(run.cost && run.cost.tokens)],
+       ["cost", fmtUsd(run.cost)],
        ["directory", run.path]].map(function (kv) { return el("tr", {}, el("th", {}, kv[0]), el("td", {}, kv[1])); }))));
 }
 
