@@ -84,12 +84,12 @@ class Viewer:
             raise web.HTTPNotFound(text=f"no run {rid}")
         return self.stores[rid]
 
-    def overview(self, rid: str, wait: bool = False) -> dict[str, Any]:
+    def overview(self, rid: str) -> dict[str, Any]:
         """A run's row in the list: cheap facts now, totals as last computed (None at first
         on a big store; the page polls)."""
         path = self.stores[rid]
         run = queries.run_facts(path)
-        totals = self.totals.get(path, run, wait=wait)
+        totals = self.totals.get(path, run)
         planned = totals.planned if totals else None
         state, why = status(run, planned)
         return {

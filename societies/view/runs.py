@@ -116,9 +116,8 @@ class TotalsCache:
         totals.upto = run.last_call_id
         self._totals[path] = totals
 
-    def get(self, path: Path, run: RunFacts, wait: bool = False) -> Totals | None:
-        """The latest totals (possibly a poll behind); starts a refresh when they are stale.
-        ``wait`` blocks until they are current (tests, and the run page's first load)."""
+    def get(self, path: Path, run: RunFacts) -> Totals | None:
+        """The latest totals (possibly a poll behind); starts a refresh when they are stale."""
         current = self._totals.get(path)
         fresh = current is not None and current.marker == _marker(run)
         if fresh and current is not None and current.upto == run.last_call_id:
@@ -128,9 +127,6 @@ class TotalsCache:
             if pending is None or pending.done():
                 pending = self._pool.submit(self._refresh, path, run)
                 self._pending[path] = pending
-        if wait:
-            pending.result()
-            return self._totals.get(path)
         return current
 
     def close(self) -> None:
