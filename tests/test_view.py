@@ -267,3 +267,33 @@ def test_status_of_an_interrupted_and_a_stopped_run(tmp_path: Path) -> None:
     con.close()
     state, why = status(queries.run_facts(store), planned)
     assert state == "incomplete" and "interrupted" in why
+
+
+def test_view_without_a_store_is_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from societies.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["view", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no run store" in result.output and "Traceback" not in result.output
+
+
+def test_api_refuses_bad_requests_clearly(stores: Path) -> None:
+    import urllib.error
+
+    with serving(stores / "other") as base:
+        rid = get(base + "api/runs")["runs"][0]["id"]
+        for path, code in (
+            ("api/runs/0123456789", 404),
+            (f"api/runs/{rid}/transcripts?f=nonsense", 400),
+            (f"api/runs/{rid}/transcripts?offset=x", 400),
+            (f"api/runs/{rid}/transcript?repeat=0&case=nope&society=s00-0eg&strategy=000", 404),
+            (f"api/runs/{rid}/transcript?case=c00001", 400),
+        ):
+            with pytest.raises(urllib.error.HTTPError) as info:
+                get(base + path)
+            assert info.value.code == code, path
+        # A search text with LIKE's wildcards matches them literally.
+        assert get(base + f"api/runs/{rid}/count?q=%25")["count"] == 0
+        assert get(base + f"api/runs/{rid}/count?q=_")["count"] == 0
