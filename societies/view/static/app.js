@@ -169,20 +169,25 @@ function runPage(rid) {
   var tables = el("div", {}, el("p", { "class": "muted", id: "tables-wait" }, "Computing Table 2 and figures…"));
   var link = el("p", {}, el("a", { href: "#/run/" + rid + "/transcripts", id: "to-transcripts" }, "Browse transcripts →"));
   setMain(summary, link, tables);
-  var last = null;
+  var last = null, loading = false, loadedAt = 0;
   poll(function () {
     api("/api/runs/" + rid).then(function (run) {
       crumbs([el("a", { href: "#/run/" + rid }, run.name)]);
       summary.textContent = "";
       summary.appendChild(runSummary(run));
+      // While a run writes, recompute the analysis at most every 30 s and one at a time.
       var marker = run.calls_done + "|" + run.status;
-      if (marker !== last) { last = marker; loadTables(rid, tables, run); }
+      var due = run.status !== "running" || Date.now() - loadedAt > 30000;
+      if (marker !== last && !loading && due) {
+        last = marker; loading = true; loadedAt = Date.now();
+        loadTables(rid, tables, run).then(function () { loading = false; });
+      }
     }).catch(showError);
   }, 3000);
 }
 
 function loadTables(rid, box, run) {
-  api("/api/runs/" + rid + "/tables").then(function (data) {
+  return api("/api/runs/" + rid + "/tables").then(function (data) {
     box.textContent = "";
     if (data.error) { box.appendChild(el("p", { "class": "muted" }, "No tables yet: " + data.error)); return; }
     var incomplete = data.table2.filter(function (c) { return c.incomplete; }).length;
