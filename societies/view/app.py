@@ -208,7 +208,9 @@ async def _transcripts(request: web.Request) -> web.Response:
     offset = max(0, _int(request, "offset", 0))
     limit = min(200, max(1, _int(request, "limit", 50)))
     refs, more = await asyncio.to_thread(queries.transcripts, path, query, offset, limit)
-    return web.json_response({"items": [asdict(r) for r in refs], "more": more, "offset": offset})
+    items = [asdict(r.ref) | {"answers": r.last_answers, "correct": r.last_correct,
+                              "problems": r.problems} for r in refs]  # fmt: skip
+    return web.json_response({"items": items, "more": more, "offset": offset})
 
 
 async def _count(request: web.Request) -> web.Response:

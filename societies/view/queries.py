@@ -289,21 +289,48 @@ def _where(query: TranscriptQuery) -> tuple[str, str, dict[str, Any]]:
     return with_clause, " AND ".join(conditions), params
 
 
+@dataclass(frozen=True, slots=True)
+class TranscriptRow:
+    """A list row: the transcript and its last round at a glance."""
+
+    ref: TranscriptRef
+    last_answers: list[str | None]
+    last_correct: int
+    problems: list[str]
+
+
 def transcripts(
     path: Path, query: TranscriptQuery, offset: int = 0, limit: int = 50
-) -> tuple[list[TranscriptRef], bool]:
+) -> tuple[list[TranscriptRow], bool]:
     """One page of matching transcripts in key order, and whether more follow."""
     with_clause, where, params = _where(query)
     sql = (
-        f"{with_clause}SELECT sn.repeat, sn.case_id, sn.society, sn.strategy "
+        f"{with_clause}SELECT sn.repeat, sn.case_id, sn.society, sn.strategy, sn.node "
         "FROM strategy_nodes sn JOIN cases cs ON cs.case_id = sn.case_id "
         f"WHERE {where} ORDER BY sn.repeat, sn.case_id, sn.society, sn.strategy "
         "LIMIT :limit OFFSET :offset"
     )
+    out = []
     with connect(path) as con:
+        con.execute("BEGIN")
         params |= {"last": last_round(con), "limit": limit + 1, "offset": offset}
         rows = con.execute(sql, params).fetchall()
-    return [TranscriptRef(*r) for r in rows[:limit]], len(rows) > limit
+        for repeat, case_id, society, strategy, node in rows[:limit]:
+            last = con.execute(
+                "SELECT answer, correct, outcome FROM calls WHERE society = ? AND repeat = ? "
+                "AND case_id = ? AND node = ? AND step = 'answer' ORDER BY agent",
+                (society, repeat, case_id, node),
+            ).fetchall()
+            out.append(
+                TranscriptRow(
+                    TranscriptRef(repeat, case_id, society, strategy),
+                    [a for a, _c, _o in last],
+                    sum(int(c or 0) for _a, c, _o in last),
+                    sorted({o for _a, _c, o in last if o != "ok"}),
+                )
+            )
+        con.execute("COMMIT")
+    return out, len(rows) > limit
 
 
 def count_transcripts(path: Path, query: TranscriptQuery) -> int:

@@ -254,16 +254,19 @@ function listPage(rid, params) {
     var body = el("tbody");
     var pager = el("div", { "class": "pager" });
     setMain(el("h2", {}, "Transcripts"), form, el("p", {}, count), pager,
-      el("table", { id: "list" }, el("thead", {}, el("tr", {}, ["#", "repeat", "case", "society", "strategy"].map(function (h) { return el("th", {}, h); }))), body));
+      el("table", { id: "list" }, el("thead", {}, el("tr", {}, ["#", "repeat", "case", "society", "strategy", "last round correct", "last answers"].map(function (h) { return el("th", {}, h); }))), body));
     var query = listParams(params);
     var started = performance.now();
     api("/api/runs/" + rid + "/transcripts?" + query.toString() + "&offset=" + offset).then(function (page) {
       document.body.setAttribute("data-first-page-ms", String(Math.round(performance.now() - started)));
-      if (!page.items.length) body.appendChild(el("tr", {}, el("td", { colspan: 5 }, "No transcript matches.")));
+      if (!page.items.length) body.appendChild(el("tr", {}, el("td", { colspan: 7 }, "No transcript matches.")));
       page.items.forEach(function (ref, k) {
         var i = offset + k;
         body.appendChild(el("tr", { "class": "item" }, el("td", { "class": "num" }, String(i + 1)), el("td", {}, String(ref.repeat)),
-          el("td", {}, el("a", { href: refHash(rid, ref, params, i) }, ref.case_id)), el("td", {}, ref.society), el("td", {}, ref.strategy)));
+          el("td", {}, el("a", { href: refHash(rid, ref, params, i) }, ref.case_id)), el("td", {}, ref.society), el("td", {}, ref.strategy),
+          el("td", { "class": "num" }, ref.correct + "/" + ref.answers.length),
+          el("td", {}, ref.answers.map(function (a) { return a === null ? "∅" : a; }).join(" "),
+            ref.problems.length ? el("span", { "class": "badge bad" }, ref.problems.join(", ")) : null)));
       });
       function go(o) { var p = listParams(params); p.set("offset", o); return "#/run/" + rid + "/transcripts?" + p.toString(); }
       if (offset > 0) pager.appendChild(el("a", { href: go(Math.max(0, offset - 50)), id: "prev-page" }, "← previous page"));
