@@ -363,19 +363,25 @@ class RunStore:
             if everything or (outcome != "error" and messages):
                 yield RecordedCall(CallKey(*rest[:6]), rest[6], messages, *rest[7:])
 
-    def transcript_calls(self, repeats: int, cases: int) -> Iterator[TranscriptCall]:
-        """Calls of the first ``repeats`` repeats and ``cases`` cases (by data index), by
-        position."""
+    def tree_transcript(self, repeat: int, case_id: str, society: str) -> list[TranscriptCall]:
+        """The calls of one repeat x case x society by node and agent, with the messages each
+        added to its conversation."""
         messages = Conversations(self.con)
-        for row in self.con.execute(
-            "SELECT repeat, case_id, society, node, agent, step, round, pattern, "
-            "added, reply, answer, correct, outcome, total_tokens FROM calls "
-            "JOIN cases USING (case_id) WHERE repeat < ? AND idx < ? "
-            "ORDER BY repeat, case_id, society, node, agent",
-            (repeats, cases),
-        ):
-            added = messages.messages(split_hashes(row[8]))
-            yield TranscriptCall(CallKey(*row[:6]), row[6], row[7], added, *row[9:])
+        return [
+            TranscriptCall(
+                CallKey(repeat, case_id, society, *row[:3]),
+                row[3],
+                row[4],
+                messages.messages(split_hashes(row[5])),
+                *row[6:],
+            )
+            for row in self.con.execute(
+                "SELECT node, agent, step, round, pattern, added, reply, answer, correct, "
+                "outcome, total_tokens FROM calls WHERE society = ? AND repeat = ? "
+                "AND case_id = ? ORDER BY node, agent",
+                (society, repeat, case_id),
+            ).fetchall()
+        ]
 
     def replies(self) -> list[tuple[int, str, str, str | None, int | None]]:
         """Every answer call that returned a reply: (row id, case id, reply, answer, correct)."""
