@@ -72,7 +72,10 @@ def legal_squares(moves: tuple[str, ...], square: str) -> frozenset[str]:
     return found
 
 
+@lru_cache(maxsize=4096)
 def piece_name(moves: tuple[str, ...], square: str) -> str:
+    """The piece on ``square`` after ``moves``. Cached: the simulated model names it in every
+    reply, and replaying the game each time was two thirds of a simulated chess run's CPU."""
     board = chess.Board()
     for uci in moves:
         board.push_uci(uci)
