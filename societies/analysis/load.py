@@ -17,8 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from societies.analysis import collab, metrics, stats
 from societies.analysis import cost as cost_mod
-from societies.analysis import metrics, stats
 from societies.errors import StoreError
 from societies.store.db import STORE_FILE, RunStore
 from societies.tasks.base import Case, Task, get_task_class
@@ -123,7 +123,22 @@ class Analysis:
         grid["answer"] = pd.Series(metrics.clean_answers(grid["answer"]), dtype=object)
         order = ["run", "task", "repeat", "case_id", "society", "strategy", "round", "agent"]
         rest = [c for c in grid.columns if c not in order]
-        return grid[order + rest].sort_values(order, ignore_index=True)
+        grid = grid[order + rest].sort_values(order, ignore_index=True)
+        thresholds = {
+            (run, society): settings["stop"]
+            for run, by_society in self.settings.items()
+            for society, settings in by_society.items()
+            if settings["stop"] is not None
+        }
+        return collab.carry_stopped(grid, thresholds)
+
+    @cached_property
+    def settings(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Per run and society: its stopping share (``stop``) and decision protocol."""
+        return {
+            run: collab.society_settings(info.config, self.society_order(run))
+            for run, info in self.runs.items()
+        }
 
     def society_order(self, run: str) -> list[str]:
         """The run's societies in the order its experiment lists them."""
@@ -208,6 +223,28 @@ class Analysis:
         return metrics.parse_failures(self.calls)
 
     @cached_property
+    def stopping(self) -> pd.DataFrame:
+        """Per society with a stopping rule: calls made and saved, tokens and tokens saved."""
+        return collab.stopping_table(self.answers, self.calls)
+
+    @cached_property
+    def decision_votes(self) -> pd.DataFrame:
+        """Per answer of a society with a non-majority protocol: its answer beside the
+        majority's, both scored."""
+        decisions = {
+            (run, society): settings["decision"]
+            for run, by_society in self.settings.items()
+            for society, settings in by_society.items()
+            if settings["decision"] != "majority"
+        }
+        return collab.decision_table(self.votes, self.answers, decisions, self.score)
+
+    @cached_property
+    def decisions(self) -> pd.DataFrame:
+        """Per cell of a non-majority protocol: its accuracy beside the majority's."""
+        return collab.decision_accuracy(self.decision_votes)
+
+    @cached_property
     def anova(self) -> pd.DataFrame:
         return stats.anova_tables(self.accuracy_by_repeat)
 
@@ -228,6 +265,8 @@ class Analysis:
             "behaviour": self.behaviour,
             "parse_failures": self.parse_failures,
             "anova": self.anova,
+            "stopping": self.stopping,
+            "decisions": self.decisions,
         }
 
 

@@ -29,8 +29,9 @@ Scorer = Callable[[str, str, str | None], bool]
 CELL = ["run", "task", "society", "strategy", "round"]
 CASE = ["run", "task", "repeat", "case_id", "society", "strategy"]
 GROUP = [*CASE, "round"]
-#: Outcomes that give a call an answer slot (``None`` when it has no parsed answer).
-ANSWERED = ("ok", "context_exceeded")
+#: Outcomes that give a call an answer slot (``None`` when it has no parsed answer);
+#: ``stopped``: a round a stopping rule left unrun, holding the answer that stopped it.
+ANSWERED = ("ok", "context_exceeded", "stopped")
 CONFORMITY_TYPES = ("T→F", "F→T", "T→T", "F→F")
 BEHAVIOURS = (
     "fixes a mistake",

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from societies.config.collab import Decision, Stop, Topology
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -76,6 +78,21 @@ class SocietySpec(Frozen):
     agents: list[AgentSpec | str] | int
     easy_going: int | list[int] | None = None
     model: ModelOverride | None = Field(None, description="Model for every agent of the society.")
+    topology: Topology = Field(
+        "full",
+        description="Whose replies a debating agent sees: full, ring, none, {star: centre}, "
+        "{neighbours: [[...], ...]}, or {rounds: [...]} for one per round.",
+    )
+    stop: Stop | None = Field(
+        None,
+        description="End a branch once the agents agree: 'unanimous', or the share of agents "
+        "holding the most common answer (in (0, 1]).",
+    )
+    decision: Decision = Field(
+        "majority",
+        description="The society's answer: majority (the study's), unanimity, or "
+        "{weighted: [one weight per agent]}; the majority is always reported beside it.",
+    )
 
 
 class TaskSpec(Frozen):

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from societies.backends.base import get_backend_class
+from societies.config.collab import Weighted
 from societies.config.models import Experiment, ModelOverride, ModelSpec, SocietySpec, TaskSpec
 from societies.config.validate import Locator, pydantic_error, read_experiment
 from societies.config.yaml_lines import PathKey, format_path
@@ -33,7 +34,9 @@ from societies.society.strategy import (
     parse_strategy_string,
     plan_from_names,
 )
+from societies.society.topology import TopologyError, resolve_topology
 from societies.society.traits import BUILTIN_TRAITS, Trait
+from societies.tasks.agreement import stop_threshold
 from societies.tasks.base import Case, Task, get_task_class
 
 
@@ -286,8 +289,24 @@ def _resolve_societies(
                 raise loc.error(
                     (*base, "name"), f"two societies are named '{society_name}'; name them apart"
                 )
-            societies.append(Society(society_name, tuple(agents_out)))
+            societies.append(_collab(spec, society_name, tuple(agents_out), base, loc))
     return societies
+
+
+def _collab(
+    spec: SocietySpec, name: str, agents: tuple[Agent, ...], base: PathKey, loc: Locator
+) -> Society:
+    """The society with its topology and stopping rule; checks the decision's weights."""
+    try:
+        topology = resolve_topology(spec.topology, len(agents))
+    except TopologyError as exc:
+        raise loc.error((*base, "topology", *exc.path), exc.message) from None
+    if isinstance(spec.decision, Weighted) and len(spec.decision.weighted) != len(agents):
+        raise loc.error(
+            (*base, "decision", "weighted"),
+            f"gives {len(spec.decision.weighted)} weights, the society has {len(agents)} agents",
+        )
+    return Society(name, agents, topology, stop_threshold(spec.stop))
 
 
 def _resolve_strategies(

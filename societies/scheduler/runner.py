@@ -41,6 +41,7 @@ from societies.scheduler.tree import Node, build_tree, planned_calls
 from societies.society.agents import Agent, Society
 from societies.store.db import RunStore, now
 from societies.store.records import CallKey, CallRecord, Outcome, StoredCall
+from societies.tasks.agreement import agreed
 from societies.tasks.base import Case
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class RunSummary:
     errors: int = 0
     context_exceeded: int = 0
     skipped: int = 0
+    #: Calls not made because a stopping rule ended their branch.
+    saved: int = 0
     tokens: int = 0
     elapsed: float = 0.0
     stopped: str | None = None
@@ -281,6 +284,13 @@ class Runner:
         if any(s.outcome != "ok" for s in states):
             self.summary.skipped += sum(len(c.walk()) for c in node.children) * t.society.size
             return
+        threshold = t.society.stop
+        if threshold is not None:
+            answers = [self.plan.task.parse_case(str(s.reply), t.case) for s in states]
+            if agreed(answers, threshold):
+                # The branch ends here; analysis carries these answers to the later rounds.
+                self.summary.saved += sum(len(c.walk()) for c in node.children) * t.society.size
+                return
         await asyncio.gather(*(self._run_node(c, states, t) for c in node.children))
 
     async def _run_node(self, node: Node, parent: Sequence[AgentState], t: _Tree) -> None:
@@ -288,6 +298,7 @@ class Runner:
         plan = node.plan
         patterns = self.plan.patterns
         sees = [patterns[p].sees_peers for p in plan]
+        graph, size = t.society.topology, t.society.size
 
         async def turn(agent: Agent) -> AgentState:
             i = agent.index
@@ -295,7 +306,7 @@ class Runner:
             peers: tuple[str, ...] = ()
             if pattern.sees_peers:
                 peers = tuple(
-                    str(parent[j].reply) for j in range(len(parent)) if j != i and sees[j]
+                    str(parent[j].reply) for j in graph.neighbours(node.round, i, size) if sees[j]
                 )
             text = self.plan.prompts.turn(pattern, self.plan.task, t.variables, peers, node.round)
             return await self._call(

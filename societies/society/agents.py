@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from societies.config.models import ModelOverride, ModelSpec
+from societies.society.topology import FULL, CommGraph
 from societies.society.traits import Trait
 
 
@@ -22,6 +23,10 @@ class Agent:
 class Society:
     name: str
     agents: tuple[Agent, ...]
+    #: Whose replies a debating agent sees.
+    topology: CommGraph = FULL
+    #: Share of agents that must hold the most common answer to end a branch; ``None``: never.
+    stop: float | None = None
 
     @property
     def size(self) -> int:

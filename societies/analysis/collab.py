@@ -1,0 +1,160 @@
+"""What a society's own settings do to its answers: stopping rules and decision protocols.
+
+The settings are read from the run's stored experiment (``config_json``): a society spec
+expands to one society per ``easy_going`` value, in order, as the resolver builds them, so
+the k-th society of the run's agents table is the k-th expansion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from societies.analysis.accuracy import decide
+from societies.tasks.agreement import agreed, stop_threshold
+
+CASE = ["run", "task", "repeat", "case_id", "society", "strategy"]
+
+
+def society_settings(
+    config: Mapping[str, Any], societies: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Per society name (in the run's order): its spec's ``stop`` and ``decision``."""
+    specs: list[dict[str, Any]] = []
+    for spec in config.get("societies") or []:
+        eg = spec.get("easy_going")
+        specs.extend([spec] * (len(eg) if isinstance(eg, list) else 1))
+    out = {}
+    for name, spec in zip(societies, specs, strict=False):
+        out[name] = {
+            "stop": stop_threshold(spec.get("stop")),
+            "decision": spec.get("decision") or "majority",
+        }
+    return out
+
+
+def carry_stopped(grid: pd.DataFrame, thresholds: Mapping[tuple[str, str], float]) -> pd.DataFrame:
+    """Rounds a stopping rule left unrun take the answers of the round that stopped them.
+
+    ``thresholds`` maps (run, society) to the society's stopping share. In each case and
+    strategy, the first round whose answers are all stored (outcome ``ok``) and agree (see
+    :func:`societies.tasks.agreement.agreed`, the scheduler's own test) ends the branch: the
+    later rounds' rows with no stored call get each agent's answer and correctness from that
+    round, outcome ``stopped`` and no tokens.
+    """
+    if not thresholds or grid.empty:
+        return grid
+    grid = grid.copy()
+    mask = np.array(
+        [(r, s) in thresholds for r, s in zip(grid["run"], grid["society"], strict=True)]
+    )
+    if not mask.any():
+        return grid
+    token_cols = [c for c in ("prompt_tokens", "completion_tokens", "total_tokens", "usd")
+                  if c in grid]  # fmt: skip
+    sub = grid[mask]
+    for key, rows in sub.groupby(CASE, observed=True, sort=False):
+        threshold = thresholds[(str(key[0]), str(key[4]))]
+        by_round = rows.sort_values(["round", "agent"]).groupby("round", sort=True)
+        stopped: pd.DataFrame | None = None
+        for _, group in by_round:
+            if stopped is not None:
+                source = stopped.set_index("agent")
+                for idx, agent in zip(group.index, group["agent"], strict=True):
+                    if grid.at[idx, "outcome"] != "missing":
+                        continue
+                    carried: Any = source.at[agent, "answer"]
+                    grid.at[idx, "answer"] = carried
+                    grid.at[idx, "correct"] = bool(source.at[agent, "correct"])
+                    grid.at[idx, "outcome"] = "stopped"
+                    for col in token_cols:
+                        grid.at[idx, col] = 0
+                continue
+            if (group["outcome"] == "ok").all() and agreed(list(group["answer"]), threshold):
+                stopped = group
+    return grid
+
+
+def stopping_table(grid: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
+    """Per run and society with a stopping rule: calls made, calls saved (tree nodes x agents
+    left unrun, each counted once however many strategies share it) and an estimate of the
+    tokens saved (each saved call at the society's mean tokens per answer call of its round)."""
+    cols = ["run", "task", "society", "calls_made", "calls_saved", "tokens", "tokens_saved_est"]
+    stopped = grid[grid["outcome"] == "stopped"]
+    if stopped.empty:
+        return pd.DataFrame(columns=cols)
+    keys = ["run", "task", "repeat", "case_id", "society", "node", "agent"]
+    saved = stopped.drop_duplicates(keys)
+    answer_calls = calls[calls["step"] == "answer"]
+    mean = answer_calls.groupby(["run", "society", "round"], observed=True)["total_tokens"].mean()
+    est = saved.merge(mean.rename("mean_tokens").reset_index(), how="left")
+    rows = []
+    for (run, task, society), part in est.groupby(["run", "task", "society"], observed=True):
+        made = calls[(calls["run"] == run) & (calls["society"] == society)]
+        rows.append(
+            {"run": run, "task": task, "society": society, "calls_made": len(made),
+             "calls_saved": len(part), "tokens": int(made["total_tokens"].sum()),
+             "tokens_saved_est": float(part["mean_tokens"].fillna(0).sum())}
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+def decision_table(
+    votes: pd.DataFrame, answers: pd.DataFrame, decisions: Mapping[tuple[str, str], Any], score: Any
+) -> pd.DataFrame:
+    """Per society answer of a society whose protocol is not the majority: the protocol's answer
+    (``decided``) and whether it is correct, beside the majority answer and its correctness."""
+    cols = [
+        *CASE,
+        "round",
+        "decision",
+        "majority",
+        "correct",
+        "decided",
+        "decided_correct",
+        "complete",
+    ]
+    if not decisions:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    keys = [*CASE, "round"]
+    sub = answers[
+        [(r, s) in decisions for r, s in zip(answers["run"], answers["society"], strict=True)]
+    ]
+    heads = {
+        tuple(row[:-3]): row[-3:]
+        for row in votes[[*keys, "majority", "correct", "complete"]].itertuples(index=False)
+    }
+    for key, group in sub.groupby(keys, observed=True, sort=True):
+        protocol = decisions[(str(key[0]), str(key[4]))]
+        ordered = group.sort_values("agent")
+        decided = decide(protocol, list(ordered["answer"]))
+        majority, correct, complete = heads[tuple(key)]
+        rows.append(
+            (*key, protocol_name(protocol), majority, bool(correct), decided,
+             decided is not None and bool(score(str(key[0]), str(key[3]), decided)),
+             bool(complete))
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+def protocol_name(protocol: Any) -> str:
+    return "weighted" if isinstance(protocol, Mapping) else str(protocol)
+
+
+def decision_accuracy(table: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: the protocol's accuracy beside the majority's, over complete groups."""
+    cell = ["run", "task", "society", "strategy", "round", "decision"]
+    if table.empty:
+        return pd.DataFrame(columns=[*cell, "accuracy", "majority_accuracy", "no_answer", "n"])
+    done = table[table["complete"].astype(bool)]
+    out = done.groupby(cell, observed=True).agg(
+        accuracy=("decided_correct", "mean"),
+        majority_accuracy=("correct", "mean"),
+        no_answer=("decided", lambda s: float(s.isna().mean())),
+        n=("decided", "size"),
+    )
+    return out.reset_index()
