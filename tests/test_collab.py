@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from societies.analysis.accuracy import decide, unanimity_vote, weighted_vote
 from societies.analysis.load import load_run
 from societies.backends.fake import Asked, FunctionModel
+from societies.cli.main import cli
 from societies.tasks.agreement import agreed
-from tests.helpers import experiment, run, same_backend, write
+from tests.helpers import REPO, experiment, run, same_backend, write
 from tests.test_bad_input import GOOD, assert_one_line, run_cli
 
 
@@ -227,3 +229,29 @@ def test_bad_collaboration_settings_are_one_clear_line(
     assert SOCIETY in GOOD
     code, stderr, out = run_cli(tmp_path, GOOD.replace(SOCIETY, SOCIETY + new))
     assert_one_line(code, stderr, out, expected)
+
+
+# -- the examples ----------------------------------------------------------------------------
+EXAMPLES = REPO / "experiments" / "modern"
+
+
+@pytest.mark.parametrize("name", ["sparse", "early-stop", "decisions"])
+def test_modern_examples_run_with_limit(tmp_path: Path, name: str) -> None:
+    out = tmp_path / name
+    result = CliRunner().invoke(
+        cli, ["run", str(EXAMPLES / f"{name}.yaml"), "--out", str(out), "--limit", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    a = load_run(out)
+    tokens = a.society_tokens.set_index("society")["input_tokens_per_case"]
+    if name == "sparse":
+        assert "calls and tokens per case" in result.output
+        assert tokens["ring"] < tokens["full"] and tokens["star"] < tokens["full"]
+    elif name == "early-stop":
+        assert "not needed (stopping rule)" in result.output
+        saved = a.stopping.set_index("society")["calls_saved"]
+        assert saved["two-of-three"] > 0 and "no-stop" not in saved
+        assert tokens["two-of-three"] < tokens["no-stop"]
+    else:
+        assert "decision protocols" in result.output
+        assert set(a.decisions["decision"]) == {"unanimity", "weighted"}

@@ -158,3 +158,21 @@ def decision_accuracy(table: pd.DataFrame) -> pd.DataFrame:
         n=("decided", "size"),
     )
     return out.reset_index()
+
+
+def society_tokens(calls: pd.DataFrame) -> pd.DataFrame:
+    """Per run and society: calls and tokens per case (role-play turns included), the figure
+    a sparse topology or a stopping rule changes."""
+    keys = ["run", "task", "society"]
+    per_case = calls.groupby([*keys, "repeat", "case_id"], observed=True).agg(
+        calls=("total_tokens", "size"),
+        input_tokens=("prompt_tokens", "sum"),
+        output_tokens=("completion_tokens", "sum"),
+    )
+    out = per_case.groupby(keys, observed=True).agg(
+        cases=("calls", "size"),
+        calls_per_case=("calls", "mean"),
+        input_tokens_per_case=("input_tokens", "mean"),
+        output_tokens_per_case=("output_tokens", "mean"),
+    )
+    return out.reset_index()

@@ -228,6 +228,11 @@ class Analysis:
         return collab.stopping_table(self.answers, self.calls)
 
     @cached_property
+    def society_tokens(self) -> pd.DataFrame:
+        """Per society: calls and input/output tokens per case."""
+        return collab.society_tokens(self.calls)
+
+    @cached_property
     def decision_votes(self) -> pd.DataFrame:
         """Per answer of a society with a non-majority protocol: its answer beside the
         majority's, both scored."""
@@ -266,6 +271,7 @@ class Analysis:
             "parse_failures": self.parse_failures,
             "anova": self.anova,
             "stopping": self.stopping,
+            "society_tokens": self.society_tokens,
             "decisions": self.decisions,
         }
 

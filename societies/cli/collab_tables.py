@@ -1,0 +1,63 @@
+"""The end-of-run tables for societies with their own topology, stopping rule or decision."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from societies.analysis.load import Analysis
+from societies.plan.plan import Plan
+from societies.society.topology import FULL
+
+
+def print_collab_tables(out: Console, plan: Plan, analysis: Analysis) -> None:
+    """Tokens and calls per society when any society is not the study's (full topology, no
+    stopping); each protocol's accuracy beside the majority's when any society uses one."""
+    special = any(s.topology != FULL or s.stop is not None for s in plan.societies)
+    if special:
+        tokens = {r["society"]: r for r in analysis.society_tokens.to_dict("records")}
+        stopping = {r["society"]: r for r in analysis.stopping.to_dict("records")}
+        table = Table(title="calls and tokens per case, by society")
+        for name in ("society", "calls", "input tokens", "output tokens", "calls saved"):
+            table.add_column(name, justify="left" if name == "society" else "right")
+        for society in plan.societies:
+            if society.name not in tokens:
+                continue
+            row = tokens[society.name]
+            saved = "-"
+            if society.name in stopping:
+                s = stopping[society.name]
+                share = s["calls_saved"] / (s["calls_saved"] + s["calls_made"])
+                saved = f"{int(s['calls_saved']):,} ({share:.0%})"
+            elif society.stop is not None:
+                saved = "0"
+            table.add_row(
+                society.name,
+                f"{row['calls_per_case']:.1f}",
+                f"{row['input_tokens_per_case']:,.0f}",
+                f"{row['output_tokens_per_case']:,.0f}",
+                saved,
+            )
+        out.print(table)
+    decisions = analysis.decisions
+    if len(decisions):
+        last = decisions[decisions["round"] == plan.rounds]
+        table = Table(title=f"decision protocols (round {plan.rounds}): accuracy")
+        for name in (
+            "society",
+            "strategy",
+            "protocol",
+            "protocol acc",
+            "majority acc",
+            "no answer",
+        ):
+            table.add_column(
+                name, justify="left" if name in ("society", "strategy", "protocol") else "right"
+            )
+        for rec in last.to_dict("records"):
+            table.add_row(
+                str(rec["society"]), str(rec["strategy"]), str(rec["decision"]),
+                f"{rec['accuracy']:.3f}", f"{rec['majority_accuracy']:.3f}",
+                f"{rec['no_answer']:.0%}",
+            )  # fmt: skip
+        out.print(table)
