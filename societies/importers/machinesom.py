@@ -211,7 +211,9 @@ def _call_rows(
             else:
                 reply, outcome, error = None, "context_exceeded", "not in the reference's result"
                 asked = []
-            answer = task.parse_case(reply, case) if (reply is not None and step == "answer") else None
+            answer = None
+            if reply is not None and step == "answer":
+                answer = task.parse_case(reply, case)
             correct = int(task.score(answer, case)) if step == "answer" else None
             p, c = usage["prompt_tokens"], usage["completion_tokens"]
             rows.append(

@@ -6,9 +6,10 @@ solution) and JSONL with an explicit ``answer``.
 
 ``paper`` reads and grades as the reference did: an answer is the raw content of the last
 ``\\boxed{`` (braces kept, so ``\\boxed{{12}}`` reads ``{12}``); the answers of one society
-round are unified before the vote (:meth:`MathTask.vote_rule`); a voted answer is graded by
-stripping the reference's unit strings, removing braces, lower-casing and comparing exactly. ``robust`` canonicalises the boxed answer (so that votes on
-``0.5`` and ``\\frac{1}{2}`` agree) and grades by mathematical equivalence with math-verify.
+round are unified before the vote (``MathTask.vote_rule``); a voted answer is graded by
+stripping the reference's unit strings, removing braces, lower-casing and comparing exactly.
+``robust`` canonicalises the boxed answer (so that votes on ``0.5`` and ``\\frac{1}{2}``
+agree) and grades by mathematical equivalence with math-verify.
 """
 
 from __future__ import annotations
