@@ -62,7 +62,9 @@ def check_prices(prices: Mapping[str, Any], where: str = "prices") -> dict[str, 
         try:
             out[str(model)] = Price.model_validate(price)
         except ValidationError as exc:
-            first = exc.errors()[0]
+            errors = exc.errors()
+            # a misspelt key (``prompt`` for ``input``) is the likely cause: name it first
+            first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
             field = ".".join(str(p) for p in first["loc"])
             path = f"{where}.{model}" + (f".{field}" if field else "")
             raise ConfigError(

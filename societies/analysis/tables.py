@@ -9,6 +9,7 @@ Markdown ``**best**`` / ``<u>second</u>`` / ``_worst_``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -114,6 +115,36 @@ def table2_blocks(analysis: Analysis, long: pd.DataFrame | None = None) -> list[
         task = str(group["task"].iloc[0])
         blocks.append({"run": str(run), "task": task, "societies": societies, "rows": rows})
     return blocks
+
+
+def accuracy_rows(
+    votes: pd.DataFrame, order: Sequence[tuple[str, Sequence[str]]], rounds: int
+) -> tuple[list[list[str]], bool]:
+    """The end-of-run table of ``societies run``, from ``load_run``'s vote table: per society
+    and strategy (in ``order``: society, its strategies), for rounds 0..``rounds``, each
+    round's accuracy over the complete case groups; a cell with incomplete groups says
+    ``(n=complete/all)``, a cell with none complete ``-``. Also whether any cell is incomplete."""
+    votes = votes.assign(right=votes["correct"] & votes["complete"])
+    agg = votes.groupby(["society", "strategy", "round"], observed=True).agg(
+        n=("complete", "size"), done=("complete", "sum"), right=("right", "sum")
+    )
+    cells = {
+        (str(soc), str(strat), int(r)): (int(n), int(done), int(right))
+        for soc, strat, r, n, done, right in agg.reset_index().itertuples(index=False)
+    }
+    rows, incomplete = [], False
+    for society, strategies in order:
+        for strategy in strategies:
+            row = [society, strategy]
+            for r in range(rounds + 1):
+                n, done, right = cells.get((society, strategy, r), (0, 0, 0))
+                text = "-" if done == 0 else f"{right / done:.3f}"
+                if done < n:
+                    incomplete = True
+                    text += f" (n={done}/{n})"
+                row.append(text)
+            rows.append(row)
+    return rows, incomplete
 
 
 _LATEX = {"best": "\\textbf{%s}", "second": "\\underline{%s}", "worst": "\\textit{%s}"}

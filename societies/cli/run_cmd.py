@@ -18,6 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from societies.analysis.load import load_run
+from societies.analysis.tables import accuracy_rows
 from societies.cli.main import user_errors
 from societies.config.load import Overrides, Plan, load_plans
 from societies.cost import (
@@ -160,36 +161,15 @@ def _run_with_progress(
 
 def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: CostMeter) -> None:
     out = Console()
-    votes = load_run(store.path).votes
-    votes = votes.assign(right=votes["correct"] & votes["complete"])
-    keys = ["society", "strategy", "round"]
-    grouped = votes.groupby(keys, observed=True)
-    agg = grouped.agg(n=("complete", "size"), done=("complete", "sum"), right=("right", "sum"))
-    cells = {
-        (str(soc), str(strat), int(r)): (int(n), int(done), int(right))
-        for soc, strat, r, n, done, right in agg.reset_index().itertuples(index=False)
-    }
+    cells = [(s.name, [t.name for t in plan.strategies[s.name]]) for s in plan.societies]
+    rows, incomplete = accuracy_rows(load_run(store.path).votes, cells, plan.rounds)
     table = Table(title=f"{plan.experiment.name}: accuracy (majority vote) by round")
     table.add_column("society")
     table.add_column("strategy")
     for r in range(plan.rounds + 1):
         table.add_column(f"r{r}", justify="right")
-    incomplete = False
-    for society in plan.societies:
-        for strategy in plan.strategies[society.name]:
-            row = [society.name, strategy.name]
-            for r in range(plan.rounds + 1):
-                key = (society.name, strategy.name, r)
-                n, done, right = cells.get(key, (0, 0, 0))
-                if done == 0:
-                    row.append("-")
-                    continue
-                text = f"{right / done:.3f}"
-                if done < n:
-                    incomplete = True
-                    text += f" (n={done}/{n})"
-                row.append(text)
-            table.add_row(*row)
+    for row in rows:
+        table.add_row(*row)
     out.print(table)
     if incomplete:
         out.print(
