@@ -188,11 +188,11 @@ def accuracy_summary(by_repeat: pd.DataFrame, ddof: int = 1) -> pd.DataFrame:
     return out.reset_index()
 
 
-def majority_set(answers: Sequence[str | None], count_missing: bool = False) -> frozenset[Any]:
+def majority_set(answers: Sequence[str | None]) -> frozenset[str]:
     """The majority answers of a round for conformity: every answer with the top count, when
-    that count is at least 2. ``None`` (no answer) is nothing to conform to and never counts,
-    unless ``count_missing`` (the study's code, which compares ``"none"`` strings)."""
-    counts = Counter(a for a in answers if count_missing or a is not None)
+    that count is at least 2. ``None`` (no answer) is nothing to conform to and never counts
+    (``paper`` rows compare :func:`paper_key` strings, where no answer is ``"none"``)."""
+    counts = Counter(a for a in answers if a is not None)
     if not counts:
         return frozenset()
     top = max(counts.values())
@@ -232,16 +232,11 @@ def conformity(answers: pd.DataFrame, score: Scorer | None = None) -> pd.DataFra
         dtype=object,
     )
     frame["ok"] = _correct_for_conformity(answers, votes, paper, score)
-    frame["paper"] = paper
     prev = frame.copy()
     prev["round"] = prev["round"] + 1
     groups = _Grouped(prev, GROUP)
     keys = groups.take(prev["key"].to_numpy(dtype=object))
-    count_missing = groups.take(prev["paper"].to_numpy())
-    sets = [
-        majority_set(keys[a:b], count_missing=bool(count_missing[a]))
-        for a, b in zip(groups.starts, groups.ends, strict=True)
-    ]
+    sets = [majority_set(keys[a:b]) for a, b in zip(groups.starts, groups.ends, strict=True)]
     heads = groups.heads.assign(majority_prev=pd.Series(sets, dtype=object))
     heads = heads[groups.all(_answered(answers))]
     mask = answers["sees_peers"].fillna(False).astype(bool).to_numpy() & (answers["round"] > 0)
@@ -260,7 +255,7 @@ def conformity(answers: pd.DataFrame, score: Scorer | None = None) -> pd.DataFra
     before = np.where(merged["ok_prev"].astype(bool), "T", "F")
     after = np.where(merged["ok"].astype(bool), "T", "F")
     merged["type"] = np.where(merged["conforms"], np.char.add(np.char.add(before, "→"), after), "")
-    return merged.drop(columns=["majority_prev", "key", "ok", "ok_prev", "paper"])
+    return merged.drop(columns=["majority_prev", "key", "ok", "ok_prev"])
 
 
 def _correct_for_conformity(
