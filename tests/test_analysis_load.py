@@ -203,3 +203,28 @@ def test_a_bad_price_is_one_clear_error(
 ) -> None:
     with pytest.raises(ConfigError, match=rf"^{re.escape(where)}: "):
         societies.load_run(quick_run, prices=prices)
+
+
+def test_conformity_counts_every_pattern_that_sees_peers(tmp_path: Path) -> None:
+    """A user's peer-seeing pattern is counted like the study's debate; one that does not
+    see peers is not, whatever its name."""
+    import asyncio
+
+    from societies.scheduler.session import run_experiment
+    from tests.backend_helpers import write_experiment
+
+    patterns = {
+        "argue": {"code": "2", "sees_peers": True,
+                  "template": "Others said:{% for p in peers %} {{ p }}{% endfor %} Answer again."},
+        "muse": {"code": "3", "template": "Think again and answer."},
+    }  # fmt: skip
+    experiment = write_experiment(
+        tmp_path, cases=2, rounds=2, strategies=["22", "33", "01"], extra={"patterns": patterns}
+    )
+    run = tmp_path / "run"
+    asyncio.run(run_experiment(load_plan(experiment, Overrides(out=run)), argv=[]))
+    turns = societies.load_run(run).conformity_turns
+    counted = turns.groupby("strategy").size().to_dict()
+    # 2 cases x 3 agents x peer-seeing rounds: "22" both rounds, "01" round 1, "33" none
+    assert counted == {"22": 2 * 3 * 2, "01": 2 * 3}
+    assert set(turns["pattern"]) == {"argue", "debate"}

@@ -242,7 +242,7 @@ def conformity(answers: pd.DataFrame, score: Scorer | None = None) -> pd.DataFra
     mask = answers["sees_peers"].fillna(False).astype(bool).to_numpy() & (answers["round"] > 0)
     if "outcome" in answers:
         mask &= answers["outcome"].isin(ANSWERED).to_numpy()
-    extra = [c for c in ("trait", "answer", "correct") if c in answers]
+    extra = [c for c in ("trait", "pattern", "answer", "correct") if c in answers]
     turns = frame[mask].join(answers.loc[mask, extra])
     merged = turns.merge(
         prev[[*GROUP, "agent", "ok"]].rename(columns={"ok": "ok_prev"}), on=[*GROUP, "agent"]
