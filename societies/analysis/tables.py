@@ -77,11 +77,14 @@ def _marks(values: pd.Series) -> list[str]:
 
 
 def table2_long(analysis: Analysis) -> pd.DataFrame:
-    """Table 2 as a long table: run, task, strategy, society, mean, std, mark, the society's
-    W (``W_society`` of ``W_society_of`` repeats) and the strategy's W over all societies."""
+    """Table 2 as a long table: run, task, strategy, society, mean, std, the cases scored and
+    left out (``n_cases``, ``n_incomplete``), mark, the society's W (``W_society`` of
+    ``W_society_of`` repeats) and the strategy's W over all societies."""
     acc = analysis.accuracy
     last = acc[acc["round"] == acc.groupby("run")["round"].transform("max")]
-    out = last[["run", "task", "strategy", "society", "mean", "std", "n_repeats"]].copy()
+    cols = ["run", "task", "strategy", "society", "mean", "std", "n_repeats", "n_cases"]
+    cols += [c for c in ("n_incomplete",) if c in last]
+    out = last[cols].copy()
     out["mark"] = ""
     for _, idx in out.groupby(["run", "society"], observed=True).groups.items():
         out.loc[idx, "mark"] = _marks(out.loc[idx, "mean"])
@@ -94,7 +97,9 @@ def table2_long(analysis: Analysis) -> pd.DataFrame:
 
 
 def table2_blocks(analysis: Analysis, long: pd.DataFrame | None = None) -> list[dict[str, object]]:
-    """Per run: title, society columns and rows of (strategy, [(text, mark)...], W text)."""
+    """Per run: title, society columns and rows of (strategy, [(text, mark)...], W text).
+
+    A cell with case groups left out (calls not stored or failed) ends in ``*``."""
     long = table2_long(analysis) if long is None else long
     blocks: list[dict[str, object]] = []
     for run, group in long.groupby("run", observed=True, sort=False):
@@ -108,7 +113,12 @@ def table2_blocks(analysis: Analysis, long: pd.DataFrame | None = None) -> list[
                     cells.append(("–", ""))
                     continue
                 r = by_soc.loc[society]
-                cells.append((f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}", str(r["mark"])))
+                text = f"{100 * r['mean']:.1f}"
+                if not pd.isna(r["std"]):  # one repeat has no spread
+                    text += f" ± {100 * r['std']:.1f}"
+                if int(r.get("n_incomplete", 0) or 0):
+                    text += " *"
+                cells.append((text, str(r["mark"])))
             w = sub["W"].iloc[0]
             w_text = "–" if pd.isna(w) else f"{int(w)}/{int(sub['W_of'].iloc[0])}"
             rows.append((str(strategy), cells, w_text))
@@ -147,6 +157,15 @@ def accuracy_rows(
     return rows, incomplete
 
 
+INCOMPLETE_NOTE = "* incomplete: case groups whose calls are not all stored are left out"
+
+
+def _has_incomplete(block: dict[str, object]) -> bool:
+    rows = block["rows"]
+    assert isinstance(rows, list)
+    return any(text.endswith(" *") for _, cells, _ in rows for text, _ in cells)
+
+
 _LATEX = {"best": "\\textbf{%s}", "second": "\\underline{%s}", "worst": "\\textit{%s}"}
 _MD = {"best": "**%s**", "second": "<u>%s</u>", "worst": "_%s_"}
 
@@ -177,6 +196,8 @@ def table2_latex(analysis: Analysis) -> str:
             out.append(" & ".join([_latex_escape(strategy), *texts, w]) + " \\\\")
         out.append("\\bottomrule")
         out.append("\\end{tabular}")
+        if _has_incomplete(block):
+            out.append(f"% {INCOMPLETE_NOTE}")
         out.append("")
     return "\n".join(out)
 
@@ -193,6 +214,9 @@ def table2_markdown(analysis: Analysis) -> str:
         for strategy, cells, w in block["rows"]:  # type: ignore[attr-defined]
             texts = [(_MD[m] % t) if m else t for t, m in cells]
             out.append(f"| {strategy} | " + " | ".join(texts) + f" | {w} |")
+        if _has_incomplete(block):
+            out.append("")
+            out.append(f"\\{INCOMPLETE_NOTE}")
         out.append("")
     return "\n".join(out)
 
