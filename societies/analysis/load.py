@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from societies.analysis import cost as cost_mod
-from societies.analysis import metrics, stats
+from societies.analysis import metrics
 from societies.analysis.stored import check_prices, peer_patterns, stored_task
 from societies.config.models import Price
 from societies.cost import price_table
@@ -208,6 +208,8 @@ class Analysis:
     def accuracy(self) -> pd.DataFrame:
         """Per society x strategy x round: mean ± std over repeats and a bootstrap 95% CI."""
         summary = metrics.accuracy_summary(self.accuracy_by_repeat, ddof=self.ddof)
+        from societies.analysis import stats  # scipy: imported when a table needs it
+
         return summary.merge(stats.accuracy_cis(self.votes), on=metrics.CELL, how="left")
 
     @cached_property
@@ -268,6 +270,8 @@ class Analysis:
 
     @cached_property
     def anova(self) -> pd.DataFrame:
+        from societies.analysis import stats
+
         return stats.anova_tables(self.accuracy_by_repeat)
 
     def tables(self) -> dict[str, pd.DataFrame]:

@@ -17,8 +17,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from societies.analysis.load import load_run
-from societies.analysis.tables import accuracy_rows
 from societies.cli.main import user_errors
 from societies.config.load import Overrides, Plan, load_plans
 from societies.cost import (
@@ -160,6 +158,10 @@ def _run_with_progress(
 
 
 def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: CostMeter) -> None:
+    # imported here: pandas and the analysis stack would slow every CLI start otherwise
+    from societies.analysis.load import load_run
+    from societies.analysis.tables import accuracy_rows
+
     out = Console()
     cells = [(s.name, [t.name for t in plan.strategies[s.name]]) for s in plan.societies]
     rows, incomplete = accuracy_rows(load_run(store.path).votes, cells, plan.rounds)
