@@ -238,3 +238,41 @@ def test_item4_math_behaviour_paper_and_robust(math_run: Analysis, tmp_path: Pat
         store.close()
     robust = societies.load_run(tmp_path / "run-math").behaviour_cases.set_index("case_id")
     assert robust.loc["x0", "category"] == "wavers"
+
+
+# -- the study's 150 questions -------------------------------------------------------------------
+
+
+def test_paper_rules_on_the_studys_questions(shared_dir: Path) -> None:
+    """On the study's MMLU and MATH questions, the paper parser and grader agree with the
+    reference's rules written out independently (``tests/reference_rules.py``)."""
+    from societies.tasks.math import MathTask
+    from societies.tasks.multiple_choice import MultipleChoiceTask
+    from tests import reference_rules
+
+    folder = shared_dir / "benchmarks" / "machinesom"
+    task = MultipleChoiceTask("paper")
+    overridden = 0
+    for case in task.load(folder / "mmlu.jsonl"):
+        options = list(case.fields["choices"])
+        for i, letter in enumerate("ABCD"):
+            for reply in (
+                f"Considering all of this, the answer is ({letter}).",
+                f"It must be {options[i]}. So ({letter})",
+                f"Not {options[(i + 1) % 4]}; the answer is ({letter}).",
+            ):
+                expected = reference_rules.mmlu(reply, options)
+                assert task.parse_case(reply, case) == expected, reply
+                overridden += expected != letter
+    assert overridden > 0  # the option-text half decides some of these replies
+    math = MathTask("paper")
+    cases = math.load(folder / "math.jsonl")
+    assert len(cases) == 50 and any(c.target == "2520" for c in cases)
+    for case in cases:
+        for box in (case.target, "{" + case.target + "}", "x = " + case.target, "7"):
+            answer = math.parse(f"So $\\boxed{{{box}}}$.")
+            assert answer == box
+            assert math.score(answer, case) is reference_rules.math_grade(box, case.target)
+    product = "2^3 \\times 3^2 \\times 5 \\times 7"
+    (c2520,) = [c for c in cases if c.target == "2520"]
+    assert not math.score(product, c2520) and math.score("{" + product + "}", c2520)
