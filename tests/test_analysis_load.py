@@ -110,6 +110,9 @@ def test_cli_table_and_load_run_agree_with_an_oracle_on_a_run_with_failed_calls(
         assert printed[key] == text
     acc = analysis.accuracy.set_index(["society", "strategy", "round"])
     assert int(acc["n_incomplete"].sum()) == len(partial)
+    # Table 2 (last round): the one strategy with a failed round-3 call, 11 of 12 cases
+    markdown = table2_markdown(analysis)
+    assert markdown.count("(n=11/12)") == 1 and "only k of the m planned cases" in markdown
 
 
 def test_accuracy_cis_contain_the_mean(quick_run: Path) -> None:

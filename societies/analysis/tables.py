@@ -97,9 +97,7 @@ def table2_long(analysis: Analysis) -> pd.DataFrame:
 
 
 def table2_blocks(analysis: Analysis, long: pd.DataFrame | None = None) -> list[dict[str, object]]:
-    """Per run: title, society columns and rows of (strategy, [(text, mark)...], W text).
-
-    A cell with case groups left out (calls not stored or failed) ends in ``*``."""
+    """Per run: title, society columns and rows of (strategy, [(text, mark)...], W text)."""
     long = table2_long(analysis) if long is None else long
     blocks: list[dict[str, object]] = []
     for run, group in long.groupby("run", observed=True, sort=False):
@@ -116,8 +114,6 @@ def table2_blocks(analysis: Analysis, long: pd.DataFrame | None = None) -> list[
                 text = f"{100 * r['mean']:.1f}"
                 if not pd.isna(r["std"]):  # one repeat has no spread
                     text += f" ± {100 * r['std']:.1f}"
-                if int(r.get("n_incomplete", 0) or 0):
-                    text += " *"
                 cells.append((text, str(r["mark"])))
             w = sub["W"].iloc[0]
             w_text = "–" if pd.isna(w) else f"{int(w)}/{int(sub['W_of'].iloc[0])}"
@@ -157,13 +153,32 @@ def accuracy_rows(
     return rows, incomplete
 
 
-INCOMPLETE_NOTE = "* incomplete: case groups whose calls are not all stored are left out"
+INCOMPLETE_NOTE = "(n=k/m): only k of the m planned cases are complete (calls not all stored)"
 
 
-def _has_incomplete(block: dict[str, object]) -> bool:
-    rows = block["rows"]
-    assert isinstance(rows, list)
-    return any(text.endswith(" *") for _, cells, _ in rows for text, _ in cells)
+def _marked_blocks(analysis: Analysis) -> tuple[list[dict[str, object]], bool]:
+    """Table 2's blocks with ``(n=k/m)`` after each incomplete cell (``cell_counts``, as the
+    report and viewer mark them), and whether any cell is."""
+    from societies.analysis.completeness import cell_counts
+
+    counts = {
+        (r, so, st): (n, p)
+        for r, so, st, n, p in cell_counts(analysis)[["run", "society", "strategy", "n", "planned"]]
+        .itertuples(index=False, name=None)
+    }  # fmt: skip
+    blocks, any_marked = table2_blocks(analysis), False
+    for block in blocks:
+        rows = []
+        for strategy, cells, w in block["rows"]:  # type: ignore[attr-defined]
+            marked = []
+            for society, (text, mark) in zip(block["societies"], cells, strict=True):  # type: ignore[call-overload]
+                n, planned = counts.get((block["run"], society, strategy), (0, 0))
+                if n < planned:
+                    text, any_marked = f"{text} (n={n}/{planned})", True
+                marked.append((text, mark))
+            rows.append((strategy, marked, w))
+        block["rows"] = rows
+    return blocks, any_marked
 
 
 _LATEX = {"best": "\\textbf{%s}", "second": "\\underline{%s}", "worst": "\\textit{%s}"}
@@ -180,7 +195,8 @@ def _latex_escape(text: str) -> str:
 def table2_latex(analysis: Analysis) -> str:
     """Table 2 in LaTeX (booktabs), accuracy in percent."""
     out = []
-    for block in table2_blocks(analysis):
+    blocks, marked = _marked_blocks(analysis)
+    for block in blocks:
         societies = [str(s) for s in block["societies"]]  # type: ignore[attr-defined]
         out.append(f"% {block['run']} ({block['task']}): last-round accuracy, mean ± std (%)")
         out.append("\\begin{tabular}{l" + "r" * (len(societies) + 1) + "}")
@@ -196,7 +212,7 @@ def table2_latex(analysis: Analysis) -> str:
             out.append(" & ".join([_latex_escape(strategy), *texts, w]) + " \\\\")
         out.append("\\bottomrule")
         out.append("\\end{tabular}")
-        if _has_incomplete(block):
+        if marked:
             out.append(f"% {INCOMPLETE_NOTE}")
         out.append("")
     return "\n".join(out)
@@ -205,7 +221,8 @@ def table2_latex(analysis: Analysis) -> str:
 def table2_markdown(analysis: Analysis) -> str:
     """Table 2 in Markdown, one table per run."""
     out = []
-    for block in table2_blocks(analysis):
+    blocks, marked = _marked_blocks(analysis)
+    for block in blocks:
         societies = [str(s) for s in block["societies"]]  # type: ignore[attr-defined]
         out.append(f"**{block['run']}** ({block['task']}): last-round accuracy, mean ± std (%)")
         out.append("")
@@ -214,9 +231,9 @@ def table2_markdown(analysis: Analysis) -> str:
         for strategy, cells, w in block["rows"]:  # type: ignore[attr-defined]
             texts = [(_MD[m] % t) if m else t for t, m in cells]
             out.append(f"| {strategy} | " + " | ".join(texts) + f" | {w} |")
-        if _has_incomplete(block):
+        if marked:
             out.append("")
-            out.append(f"\\{INCOMPLETE_NOTE}")
+            out.append(INCOMPLETE_NOTE)
         out.append("")
     return "\n".join(out)
 
