@@ -1,5 +1,5 @@
-"""The society's vote: the study's majority (the one rule every accuracy, consensus and vote
-table uses) and the other decision protocols an experiment may choose."""
+"""The society's vote: the study's majority, the one rule every accuracy (CLI, ``load_run``,
+report) goes through, and the other decision protocols an experiment may choose."""
 
 from __future__ import annotations
 

@@ -42,8 +42,8 @@ def carry_stopped(grid: pd.DataFrame, thresholds: Mapping[tuple[str, str], float
     ``thresholds`` maps (run, society) to the society's stopping share. In each case and
     strategy, the first round whose answers are all stored (outcome ``ok``) and agree (see
     :func:`societies.tasks.agreement.agreed`, the scheduler's own test) ends the branch: the
-    later rounds' rows with no stored call get each agent's answer and correctness from that
-    round, outcome ``stopped`` and no tokens.
+    later rounds' rows with no stored call get each agent's answer (and vote) and correctness
+    from that round, outcome ``stopped`` and no tokens.
     """
     if not thresholds or grid.empty:
         return grid
@@ -53,6 +53,7 @@ def carry_stopped(grid: pd.DataFrame, thresholds: Mapping[tuple[str, str], float
     )
     if not mask.any():
         return grid
+    carried_cols = [c for c in ("answer", "vote") if c in grid]
     token_cols = [c for c in ("prompt_tokens", "completion_tokens", "total_tokens", "usd")
                   if c in grid]  # fmt: skip
     sub = grid[mask]
@@ -66,8 +67,9 @@ def carry_stopped(grid: pd.DataFrame, thresholds: Mapping[tuple[str, str], float
                 for idx, agent in zip(group.index, group["agent"], strict=True):
                     if grid.at[idx, "outcome"] != "missing":
                         continue
-                    carried: Any = source.at[agent, "answer"]
-                    grid.at[idx, "answer"] = carried
+                    for col in carried_cols:
+                        carried: Any = source.at[agent, col]
+                        grid.at[idx, col] = carried
                     grid.at[idx, "correct"] = bool(source.at[agent, "correct"])
                     grid.at[idx, "outcome"] = "stopped"
                     for col in token_cols:
@@ -131,7 +133,7 @@ def decision_table(
     for key, group in sub.groupby(keys, observed=True, sort=True):
         protocol = decisions[(str(key[0]), str(key[4]))]
         ordered = group.sort_values("agent")
-        decided = decide(protocol, list(ordered["answer"]))
+        decided = decide(protocol, list(ordered["vote" if "vote" in ordered else "answer"]))
         majority, correct, complete = heads[tuple(key)]
         rows.append(
             (*key, protocol_name(protocol), majority, bool(correct), decided,
