@@ -117,8 +117,10 @@ def test_stopping_calls_are_exactly_the_tree_nodes_reached(tmp_path: Path) -> No
     assert set(late["outcome"]) == {"stopped"} and set(late["answer"]) == {"B"}
     assert late["correct"].all()
     assert late["total_tokens"].sum() == 0
-    # Every group is complete: the stopped answer is scored in every later round.
+    # Every group is complete: the stopped answer is scored in every later round, and the
+    # run is not reported incomplete for the calls it did not need.
     assert a.votes["complete"].all()
+    assert a.incomplete == {}
     acc = a.accuracy.set_index(["strategy", "round"])["mean"]
     # qs-01: (B) carried, right. qs-02 (answer A): "01" carries node "0"'s unanimous (A),
     # right; "11" ends split A/B/C, no majority, wrong.

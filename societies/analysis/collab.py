@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from societies.analysis.accuracy import decide
+from societies.analysis.metrics import ANSWERED
 from societies.tasks.agreement import agreed, stop_threshold
 
 CASE = ["run", "task", "repeat", "case_id", "society", "strategy"]
@@ -34,6 +35,18 @@ def society_settings(
             "decision": spec.get("decision") or "majority",
         }
     return out
+
+
+def uses_stopping(config: Mapping[str, Any]) -> bool:
+    """Whether any society of the run's experiment has a stopping rule."""
+    return any(spec.get("stop") is not None for spec in config.get("societies") or [])
+
+
+def missing_calls(grid: pd.DataFrame, run: str) -> int:
+    """Answer calls of a run's tree with no answer slot, rounds a stopping rule left unrun
+    excluded (each tree node and agent counted once)."""
+    rows = grid[(grid["run"] == run) & ~grid["outcome"].isin(ANSWERED)]
+    return len(rows.drop_duplicates(["repeat", "case_id", "society", "node", "agent"]))
 
 
 def carry_stopped(grid: pd.DataFrame, thresholds: Mapping[tuple[str, str], float]) -> pd.DataFrame:

@@ -103,16 +103,14 @@ class Analysis:
         #: (a run still going, or calls that failed). Empty when every run is complete.
         self.incomplete: dict[str, int] = {}
         parts: dict[str, list[pd.DataFrame]] = {"calls": [], "nodes": [], "agents": [], "cases": []}
+        stopping: list[str] = []
         for i, path in enumerate(paths):
             info, frames = _read_run(Path(path), labels[i] if labels else None, set(self.runs))
             self.runs[info.label] = info
-            missing = _missing_answer_calls(frames)
-            if missing:
-                self.incomplete[info.label] = missing
-                log.warning(
-                    "%s: incomplete run, %d answer calls not stored or failed; the tables "
-                    "leave their groups out (see n_incomplete)", info.label, missing,
-                )  # fmt: skip
+            if collab.uses_stopping(info.config):
+                stopping.append(info.label)  # counted on the grid, where stopped rounds show
+            else:
+                self._note_missing(info.label, _missing_answer_calls(frames))
             if given is not None:
                 run_prices = check_prices(info.config.get("prices") or {}, "run prices")
                 table = price_table({**run_prices, **given})
@@ -127,6 +125,17 @@ class Analysis:
         #: One row per stored model call (persona turns included).
         self.calls: pd.DataFrame = calls
         self._nodes = nodes
+
+        for label in stopping:
+            self._note_missing(label, collab.missing_calls(self.answers, label))
+
+    def _note_missing(self, label: str, missing: int) -> None:
+        if missing:
+            self.incomplete[label] = missing
+            log.warning(
+                "%s: incomplete run, %d answer calls not stored or failed; the tables "
+                "leave their groups out (see n_incomplete)", label, missing,
+            )  # fmt: skip
 
     # -- grids ------------------------------------------------------------------------------
     @cached_property
