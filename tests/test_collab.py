@@ -254,6 +254,32 @@ def test_modern_examples_run_with_limit(tmp_path: Path, name: str) -> None:
         saved = a.stopping.set_index("society")["calls_saved"]
         assert saved["two-of-three"] > 0 and "no-stop" not in saved
         assert tokens["two-of-three"] < tokens["no-stop"]
+        dry = CliRunner().invoke(
+            cli, ["run", str(EXAMPLES / f"{name}.yaml"), "--out", str(tmp_path / "dry"),
+                  "--limit", "2", "--dry-run"],
+        )  # fmt: skip
+        assert "calls: at most 864 to make" in dry.output  # 2 cases x 3 societies x 3 x 48
     else:
         assert "decision protocols" in result.output
         assert set(a.decisions["decision"]) == {"unanimity", "weighted"}
+
+
+def test_the_report_shows_stopping_and_decision_tables(tmp_path: Path) -> None:
+    from societies.report.render import render_report
+
+    exp = experiment(prompts="default", rounds=1, strategies=["0"])
+    exp["task"]["cases"] = 2
+    exp["societies"] = [
+        _society(3, name="plain"),
+        _society(3, name="early", stop="unanimous", decision="unanimity"),
+    ]
+    run(write(tmp_path, exp), tmp_path / "out")
+    html = render_report(load_run(tmp_path / "out"), transcripts=0)
+    assert "Stopping rules: calls made and saved" in html
+    assert "Decision protocols: accuracy beside the majority" in html
+    assert "Calls and tokens per case, by society" in html
+    plain = experiment(prompts="default", rounds=1, strategies=["0"])
+    plain["task"]["cases"] = 1
+    run(write(tmp_path, plain, "plain.yaml"), tmp_path / "plain")
+    html = render_report(load_run(tmp_path / "plain"), transcripts=0)
+    assert "Stopping rules" not in html and "Decision protocols" not in html

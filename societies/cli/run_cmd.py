@@ -206,8 +206,9 @@ def _print_dry_run(plan: Plan, dry: DryRun) -> None:
     out.print(table)
     cost = "unknown" if dry.cost is None else f"${dry.cost:.2f}"
     missing = f" (no price for {', '.join(dry.unpriced)})" if dry.unpriced else ""
+    at_most = "at most " if any(s.stop is not None for s in plan.societies) else ""
     out.print(
-        f"calls: {dry.calls:,} to make ({dry.paid_calls:,} to paid models), "
+        f"calls: {at_most}{dry.calls:,} to make ({dry.paid_calls:,} to paid models), "
         f"{dry.reused:,} already stored; estimated tokens: {dry.prompt_tokens:,} prompt + "
         f"{dry.completion_tokens:,} completion (replies assumed {dry.reply_tokens} tokens "
         f"unless max_tokens is set); estimated cost: {cost}{missing}"

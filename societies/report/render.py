@@ -283,7 +283,13 @@ def render_report(
         "Answer-change behaviour (cases per category)": analysis.behaviour,
         "Parse failures (answer calls without an answer)": analysis.parse_failures,
         "Significance: one-way ANOVA after Levene, over all groups": analysis.anova,
+        "Calls and tokens per case, by society": analysis.society_tokens,
     }
+    extra = {
+        "Stopping rules: calls made and saved": analysis.stopping,
+        "Decision protocols: accuracy beside the majority's": analysis.decisions,
+    }
+    tables = {**tables, **{name: t for name, t in extra.items() if len(t)}}
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("societies.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
