@@ -320,6 +320,10 @@ class Runner:
         async with self.semaphore:
             if self.stopping:
                 raise _StopRun
+            # Durable before admitted: every answer received so far is committed before this
+            # call is sent, so a crash re-sends at most the calls in flight (never a paid,
+            # answered one). Answers arriving together share one commit.
+            self.store.flush()
             started = time.perf_counter()
             text: str | None = None
             error: str | None = None

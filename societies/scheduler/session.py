@@ -7,6 +7,7 @@ it; any change that would alter the requests is refused rather than mixed with o
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -20,7 +21,8 @@ from societies.backends.base import create_backend
 from societies.config.load import Plan
 from societies.errors import StoreError
 from societies.scheduler.runner import BackendFactory, ProgressFn, Runner, RunSummary
-from societies.store.db import RunStore, now
+from societies.store.db import RunStore, ensure_run_dir, now
+from societies.store.lock import RunLock
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +44,24 @@ def identity(plan: Plan) -> dict[str, Any]:
 
 
 def open_store(plan: Plan) -> RunStore:
-    """Open (or create) the run's store and check it holds this experiment."""
-    store = RunStore.for_run_dir(plan.output)
+    """Lock the run directory, open (or create) its store and check it holds this experiment.
+
+    The lock (store/lock.py) is taken before the store is touched, so a second invocation
+    into the same directory is refused before it can create, migrate or pay for anything;
+    ``store.close()`` releases it.
+    """
+    lock = RunLock(ensure_run_dir(plan.output)).acquire()
+    try:
+        store = RunStore.for_run_dir(plan.output)
+    except BaseException:
+        lock.release()
+        raise
+    store.lock = lock
     try:
         _check_or_create(plan, store)
     except BaseException:
         store.con.close()
+        lock.release()
         raise
     return store
 
@@ -128,6 +142,9 @@ async def run_plan(
             summary = await runner.run()
         status = "stopped" if summary.stopped else ("incomplete" if summary.errors else "done")
         return summary
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        status = "interrupted"  # Ctrl-C or SIGTERM: resumable like any stop
+        raise
     finally:
         store.end_invocation(invocation, runner.summary.made, runner.summary.reused, status)
 

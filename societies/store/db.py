@@ -2,7 +2,8 @@
 
 SQLite in WAL mode gives durable, crash-safe batches and lets readers (``societies report``
 while a run is going) see only committed rows. Rows are buffered and committed in small
-batches: a crash loses at most the last batch, which resume simply makes again.
+batches; the runner flushes before admitting each new call, so a crash loses no answer that
+was received before the next call went out (only calls in flight are made again).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from societies.errors import StoreError
+from societies.store.lock import RunLock
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,19 @@ def migrations() -> list[tuple[int, str]]:
 
 
 SCHEMA_VERSION = max(n for n, _ in migrations())
+
+
+def ensure_run_dir(run_dir: Path) -> Path:
+    """Create the run directory, or say in one line why it cannot be one."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StoreError(f"{run_dir}: exists and is not a directory") from None
+    except OSError as exc:
+        raise StoreError(f"{run_dir}: cannot create the run directory ({exc.strerror})") from None
+    if (run_dir / STORE_FILE).is_dir():
+        raise StoreError(f"{run_dir / STORE_FILE}: a directory where the run store should be")
+    return run_dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,19 +118,26 @@ class RunStore:
             inspect_existing(path)
         elif readonly:
             raise StoreError(f"{path}: no run store here")
-        if readonly:
-            self.con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.con = sqlite3.connect(path, isolation_level=None)
-            self.con.execute("PRAGMA journal_mode=WAL")
-            self.con.execute("PRAGMA synchronous=NORMAL")
-            self.con.execute("PRAGMA busy_timeout=5000")
-            self._migrate()
+        try:
+            if readonly:
+                self.con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            else:
+                ensure_run_dir(path.parent)
+                self.con = sqlite3.connect(path, isolation_level=None)
+                # busy_timeout first: switching to WAL needs a lock a reader may briefly hold.
+                self.con.execute("PRAGMA busy_timeout=5000")
+                self.con.execute("PRAGMA journal_mode=WAL")
+                self.con.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot open the run store ({exc})") from None
         self._buffer: list[tuple[Any, ...]] = []
         self._last_flush = time.monotonic()
         self.batch_rows = 200
         self.batch_seconds = 0.25
+        #: The run directory's lock while this store is open for a run (see store/lock.py);
+        #: released on close.
+        self.lock: RunLock | None = None
 
     @classmethod
     def for_run_dir(cls, run_dir: Path, *, readonly: bool = False) -> RunStore:
@@ -139,7 +161,8 @@ class RunStore:
                     con.execute("UPDATE schema_version SET version = ?", (number,))
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            if con.in_transaction:
+                con.execute("ROLLBACK")
             raise
 
     @contextmanager
@@ -148,14 +171,21 @@ class RunStore:
         self.con.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.con.execute("COMMIT")
         except BaseException:
-            self.con.execute("ROLLBACK")
+            # A failed COMMIT (disk full) may already have rolled back: rolling back again
+            # would replace the real error with "no transaction is active".
+            if self.con.in_transaction:
+                self.con.execute("ROLLBACK")
             raise
-        self.con.execute("COMMIT")
 
     def close(self) -> None:
-        self.flush()
-        self.con.close()
+        try:
+            self.flush()
+            self.con.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
     # -- run metadata --------------------------------------------------------------------
     def run_row(self) -> dict[str, Any] | None:
@@ -174,6 +204,9 @@ class RunStore:
             )
 
     def begin_invocation(self, version: str, argv: Sequence[str]) -> int:
+        # Called under the run directory's lock: an invocation still marked running was
+        # killed (SIGKILL, power loss) without ending itself.
+        self.con.execute("UPDATE invocations SET status = 'interrupted' WHERE status = 'running'")
         cur = self.con.execute(
             "INSERT INTO invocations (started_at, package_version, argv_json) VALUES (?, ?, ?)",
             (now(), version, json.dumps(list(argv))),
