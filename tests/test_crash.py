@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,7 +55,7 @@ def start(file: Path, out: Path) -> subprocess.Popen[str]:
     )
 
 
-def query(out: Path, sql: str) -> list[tuple[object, ...]]:
+def query(out: Path, sql: str) -> list[tuple[Any, ...]]:
     con = sqlite3.connect(out / "store.sqlite", timeout=10)
     try:
         return list(con.execute(sql))
