@@ -104,6 +104,9 @@ class ModelBackend(ABC):
     name: ClassVar[str]
     #: Validated from ``model.options`` in the experiment file.
     Options: ClassVar[type[BaseModel]] = NoOptions
+    #: Options that change how requests travel (server address, timeouts, retries, pacing)
+    #: but never a request or its reply: a run may resume after they change.
+    transport_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec

@@ -83,6 +83,8 @@ class OpenAIOptions(BaseModel):
 class OpenAIBackend(ModelBackend):
     name = "openai"
     Options = OpenAIOptions
+    # Everything but what selects the model's answers (none of these options do).
+    transport_options = frozenset(OpenAIOptions.model_fields)
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)

@@ -56,6 +56,7 @@ class SimOptions(BaseModel):
 class SimBackend(ModelBackend):
     name = "sim"
     Options = SimOptions
+    transport_options = frozenset({"latency_ms"})
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         opts: SimOptions = self.options

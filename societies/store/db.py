@@ -85,8 +85,11 @@ def inspect_existing(path: Path) -> None:
         header = fh.read(16)
     if header != _SQLITE_MAGIC:
         raise StoreError(f"{path}: not an SQLite database (left untouched)")
+    # Without a -wal file beside it there is nothing to read from one: open the file as
+    # immutable, so that SQLite creates no -wal/-shm files beside a file it then refuses.
+    immutable = "" if Path(f"{path}-wal").exists() else "&immutable=1"
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = sqlite3.connect(f"file:{path}?mode=ro{immutable}", uri=True)
         try:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
             check = con.execute("PRAGMA quick_check").fetchone()[0]
