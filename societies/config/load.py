@@ -18,7 +18,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from societies.backends.base import get_backend_class
-from societies.config.models import Experiment, ModelOverride, ModelSpec, SocietySpec, TaskSpec
+from societies.config.models import (
+    MAX_AGENTS,
+    Experiment,
+    ModelOverride,
+    ModelSpec,
+    SocietySpec,
+    TaskSpec,
+)
 from societies.config.yaml_lines import PathKey, format_path, line_for, load_yaml_with_lines
 from societies.errors import ConfigError, DataError
 from societies.society.agents import Agent, Society, default_society_name, merge_model
@@ -35,6 +42,9 @@ from societies.society.strategy import (
 )
 from societies.society.traits import BUILTIN_TRAITS, Trait
 from societies.tasks.base import Case, Task, get_task_class
+
+#: ``strategies: all`` makes 2^rounds strategies: 4,096 at 12 rounds.
+MAX_ALL_ROUNDS = 12
 
 
 @dataclass(frozen=True)
@@ -299,6 +309,11 @@ def _resolve_societies(
         if isinstance(spec.agents, int):
             if spec.agents < 1:
                 raise loc.error((*base, "agents"), "a society needs at least one agent")
+            if spec.agents > MAX_AGENTS:
+                raise loc.error(
+                    (*base, "agents"),
+                    f"at most {MAX_AGENTS:,} agents in a society, got {spec.agents:,}"[:200],
+                )
             ks = spec.easy_going if spec.easy_going is not None else 0
             for k in ks if isinstance(ks, list) else [ks]:
                 if not 0 <= k <= spec.agents:
@@ -360,6 +375,12 @@ def _resolve_strategies(
     if experiment.strategies == "all":
         if experiment.rounds is None:
             raise loc.error(("rounds",), "strategies: all needs the number of rounds")
+        if experiment.rounds > MAX_ALL_ROUNDS:
+            raise loc.error(
+                ("rounds",),
+                f"strategies: all with {experiment.rounds} rounds is 2^{experiment.rounds} "
+                f"strategies; at most {MAX_ALL_ROUNDS} rounds (or list the strategies)",
+            )
         specs = [(("strategies",), s) for s in all_combinations(experiment.rounds, patterns)]
     else:
         specs = [(("strategies", i), s) for i, s in enumerate(experiment.strategies)]
