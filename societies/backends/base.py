@@ -116,6 +116,11 @@ class ModelBackend(ABC):
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         """Answer one chat request. Raise the errors above; anything else is a bug."""
 
+    @classmethod  # noqa: B027  (optional hook, not abstract)
+    def preflight(cls, spec: ModelSpec) -> None:
+        """Check what can be checked before a run directory is created (an API key's
+        environment variable); raise ``ConfigError``."""
+
     async def aclose(self) -> None:  # noqa: B027  (optional hook, not abstract)
         """Release connections; called once when the run ends."""
 

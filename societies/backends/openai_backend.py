@@ -48,6 +48,7 @@ from societies.backends.base import (
 from societies.backends.errors import Transient, classify, redact
 from societies.backends.health import AttemptTimeout, CircuitBreaker
 from societies.config.models import ModelSpec
+from societies.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,15 @@ class OpenAIBackend(ModelBackend):
     Options = OpenAIOptions
     # Everything but what selects the model's answers (none of these options do).
     transport_options = frozenset(OpenAIOptions.model_fields)
+
+    @classmethod
+    def preflight(cls, spec: ModelSpec) -> None:
+        opts = OpenAIOptions.model_validate(spec.options)
+        if opts.api_key_env and opts.base_url is None and not os.environ.get(opts.api_key_env):
+            raise ConfigError(
+                f"openai: the environment variable {opts.api_key_env} is not set "
+                "(it must hold the API key)"
+            )
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)

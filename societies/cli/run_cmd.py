@@ -18,6 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from societies.analysis.accuracy import accuracy_table
+from societies.backends.base import get_backend_class
 from societies.cli.main import user_errors
 from societies.config.load import Overrides, Plan, load_plans
 from societies.config.models import Price
@@ -119,6 +120,10 @@ def run_plans(
         if len(plans) > 1:
             _print_total(estimates)
         return
+    for plan in plans:  # an API key missing is found before any run directory is made
+        for society in plan.societies:
+            for agent in society.agents:
+                get_backend_class(agent.model.backend).preflight(agent.model)
     err = Console(stderr=True)
     for plan, dry in zip(plans, estimates, strict=True):
         if not quiet:

@@ -219,13 +219,14 @@ def _stored_per_tree(plan: Plan) -> dict[tuple[int, str, str], int]:
     """Calls already stored in the run directory, per (repeat, case, society), when it holds
     this experiment; read-only, so a dry run works on any run directory, even one in use."""
     from societies.scheduler.session import identity, split_transport
-    from societies.store.db import STORE_FILE
+    from societies.store.db import STORE_FILE, connect_readonly, inspect_existing
 
     path = plan.output / STORE_FILE
     if not path.is_file():
         return {}
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        inspect_existing(path)
+        con = connect_readonly(path)
         try:
             row = con.execute("SELECT identity_json FROM run").fetchone()
             old = json.loads(row[0]) if row else None
@@ -243,8 +244,8 @@ def _stored_per_tree(plan: Plan) -> dict[tuple[int, str, str], int]:
             }
         finally:
             con.close()
-    except (sqlite3.Error, ValueError, TypeError):
-        log.warning("%s: not a readable run store; counted as empty", path)
+    except (sqlite3.Error, ValueError, TypeError, SocietiesError) as exc:
+        log.warning("%s: not a readable run store (%s); counted as empty", path, exc)
         return {}
 
 

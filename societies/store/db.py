@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 STORE_FILE = "store.sqlite"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+#: Tables every store has from schema 1 on.
+_TABLES = frozenset({"run", "invocations", "cases", "agents", "strategy_nodes", "calls"})
 
 CALL_COLUMNS = (
     "call_key", "repeat", "case_id", "society", "node", "agent", "round", "step", "pattern",
@@ -79,17 +81,22 @@ class StoredCall:
     outcome: str
 
 
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection that leaves no trace: without a -wal file beside the database
+    there is nothing to read from one, so it is opened as immutable and SQLite creates no
+    -wal/-shm files beside a file that may not even be ours."""
+    immutable = "" if Path(f"{path}-wal").exists() else "&immutable=1"
+    return sqlite3.connect(f"file:{path}?mode=ro{immutable}", uri=True)
+
+
 def inspect_existing(path: Path) -> None:
     """Refuse a file that is not a store of ours, without writing a byte to it."""
     with path.open("rb") as fh:
         header = fh.read(16)
     if header != _SQLITE_MAGIC:
         raise StoreError(f"{path}: not an SQLite database (left untouched)")
-    # Without a -wal file beside it there is nothing to read from one: open the file as
-    # immutable, so that SQLite creates no -wal/-shm files beside a file it then refuses.
-    immutable = "" if Path(f"{path}-wal").exists() else "&immutable=1"
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro{immutable}", uri=True)
+        con = connect_readonly(path)
         try:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
             check = con.execute("PRAGMA quick_check").fetchone()[0]
@@ -106,6 +113,9 @@ def inspect_existing(path: Path) -> None:
         if tables:
             raise StoreError(f"{path}: an SQLite database that is not a societies store")
         return
+    missing = sorted(_TABLES - tables)
+    if version is not None and version >= 1 and missing:
+        raise StoreError(f"{path}: a damaged store (no {', '.join(missing)} table); left untouched")
     if version is None or version > SCHEMA_VERSION:
         raise StoreError(
             f"{path}: store schema version {version} is newer than this societies "
@@ -217,12 +227,16 @@ class RunStore:
         return int(cur.lastrowid or 0)
 
     def end_invocation(self, invocation: int, made: int, reused: int, status: str) -> None:
-        self.flush()
-        self.con.execute(
-            "UPDATE invocations SET finished_at = ?, calls_made = ?, calls_reused = ?, status = ?"
-            " WHERE id = ?",
-            (now(), made, reused, status, invocation),
-        )
+        try:
+            self.flush()
+            self.con.execute(
+                "UPDATE invocations SET finished_at = ?, calls_made = ?, calls_reused = ?, "
+                "status = ? WHERE id = ?",
+                (now(), made, reused, status, invocation),
+            )
+        except (StoreError, sqlite3.Error) as exc:
+            # Not masking the error that ended the run (typically this very one).
+            log.info("could not record the end of invocation %d: %s", invocation, exc)
 
     def stored_cases(self) -> dict[str, str]:
         return dict(self.con.execute("SELECT case_id, fields_json FROM cases"))
@@ -244,12 +258,14 @@ class RunStore:
     # -- calls -----------------------------------------------------------------------------
     def done_calls(self) -> dict[str, StoredCall]:
         """Every call already stored, by key: resume makes only the others."""
-        return {
-            key: StoredCall(h, reply, outcome)
-            for key, h, reply, outcome in self.con.execute(
-                "SELECT call_key, request_hash, reply, outcome FROM calls"
-            )
-        }
+        out = {}
+        for key, h, reply, outcome in self.con.execute(
+            "SELECT call_key, request_hash, reply, outcome FROM calls"
+        ):
+            if not isinstance(reply, str | None) or not isinstance(key, str):
+                raise StoreError(f"{self.path}: a damaged store (call {key!r:.80} is not text)")
+            out[key] = StoredCall(h, reply, outcome)
+        return out
 
     def add_call(self, row: tuple[Any, ...]) -> None:
         self._buffer.append(row)
@@ -264,8 +280,15 @@ class RunStore:
         if not self._buffer:
             return
         rows, self._buffer = self._buffer, []
-        with self._tx():
-            self.con.executemany(_INSERT_CALL, rows)
+        try:
+            with self._tx():
+                self.con.executemany(_INSERT_CALL, rows)
+        except sqlite3.OperationalError as exc:
+            self._buffer = rows + self._buffer  # kept for a later flush, should room return
+            raise StoreError(
+                f"{self.path}: cannot write the run store ({exc}; is the disk full?); "
+                "stored calls are kept, re-run to resume"
+            ) from None
 
     def count_calls(self) -> int:
         return int(self.con.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
