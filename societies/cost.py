@@ -14,6 +14,7 @@ so the budget is then a close guard rather than a guarantee.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from societies.config.load import Plan
 from societies.config.models import ModelSpec, Price
 from societies.errors import ConfigError
 from societies.scheduler.estimate import Estimate, estimate_plan
+
+log = logging.getLogger(__name__)
 
 #: Built-in prices (USD per million tokens), from the providers' published price lists.
 DEFAULT_PRICES: dict[str, Price] = {
@@ -116,6 +119,10 @@ class CostMeter:
 
     def admit(self, estimate: float) -> None:
         if self.budget is not None and self.spent + self.reserved + estimate > self.budget:
+            log.info(
+                "budget: refusing a call estimated at $%.4f ($%.4f spent, $%.4f in flight)",
+                estimate, self.spent, self.reserved,
+            )  # fmt: skip
             raise CallRefusedError(
                 f"budget of ${self.budget:.2f} reached (${self.spent:.4f} spent; the next "
                 f"call may cost ${estimate:.4f})"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import socket
 import sqlite3
@@ -13,6 +14,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from societies.backends.base import CallFailedError, GenerateRequest, create_backend
 from societies.backends.sim_server import Faults, SimServer
@@ -122,7 +125,8 @@ async def test_hung_requests_are_abandoned_at_an_adaptive_timeout(tmp_path: Path
     async with SimServer(Faults(share_hang=0.05, seed=11)) as server:
         file = write_experiment(tmp_path, cases=6, model=openai_model(server.base_url))
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "societies", "run", str(file), "--out", str(tmp_path / "run"),
+            sys.executable, "-m", "societies", "-v", "run", str(file), "--out",
+            str(tmp_path / "run"),
             "--quiet", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         # A guard, not a measurement: waiting out 120 s per hang would exceed it.
@@ -130,12 +134,16 @@ async def test_hung_requests_are_abandoned_at_an_adaptive_timeout(tmp_path: Path
         hangs = server.stats["hangs"]
     assert proc.returncode == 0, err.decode()
     assert hangs > 0
+    # With -v the retries say why.
+    assert b"Traceback" not in err
+    assert b"attempt 1 failed (no answer within " in err and b"retrying in " in err
     rows = calls(tmp_path / "run")
     assert len(rows) == PER_CASE * 6 and all(r["outcome"] == "ok" for r in rows)
     assert sum(r["attempts"] - 1 for r in rows) == hangs
 
 
-async def test_a_429_delays_its_own_call_only() -> None:
+async def test_a_429_delays_its_own_call_only(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     async with SimServer(Faults(share_429=1.0, retry_after=30)) as server:
         backend = create_backend(
             ModelSpec.model_validate(openai_model(server.base_url, max_attempts=1))
@@ -150,3 +158,5 @@ async def test_a_429_delays_its_own_call_only() -> None:
                 assert paused == (n >= 8), n
         finally:
             await backend.aclose()
+    # A slow run explains itself with -v: the pause is logged.
+    assert "8 429s in a row; pausing every call 30.0 s" in caplog.text

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 MIN_SAMPLES = 20
 WINDOW = 200
 FACTOR = 8.0
-FLOOR = 2.0
+FLOOR = 1.0
 GROWTH = 2.0
 #: Connection failures (at least) before the breaker may trip, however long they took.
 MIN_FAILURES = 3

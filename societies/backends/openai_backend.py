@@ -74,7 +74,7 @@ class OpenAIOptions(BaseModel):
     adaptive_timeout: bool = Field(
         True,
         description="Once 20 calls have answered, abandon an attempt after 8x the 95th "
-        "percentile of answer times (at least 2 s), doubling per retry, at most `timeout`.",
+        "percentile of answer times (at least 1 s), doubling per retry, at most `timeout`.",
     )
     down_after: float = Field(
         5.0,

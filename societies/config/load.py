@@ -211,7 +211,7 @@ def _resolve(
     cases = _load_cases(task_spec, task, data_path, loc, ov.limit, task_path)
 
     _check_backend(experiment.model, ("model",), loc)
-    societies = _resolve_societies(experiment, traits, loc)
+    societies = _resolve_societies(experiment, traits, loc, base_dir)
     strategies, rounds = _resolve_strategies(experiment, societies, patterns, loc)
     used = {p for ss in strategies.values() for s in ss for plan in s.rounds for p in plan}
     prompts = PromptSet(experiment.prompts, base_dir)
@@ -298,8 +298,18 @@ def _check_backend(spec: ModelSpec, path: PathKey, loc: _Locator) -> None:
         raise _pydantic_error(exc, spec.options, loc, prefix=(*path, "options")) from None
 
 
+def _paths_from(base_dir: Path, spec: ModelSpec) -> ModelSpec:
+    """One rule for every path in an experiment: relative to the experiment file (data,
+    output, a prompt set's directory, and here a replay's ``source``)."""
+    source = spec.options.get("source")
+    if spec.backend != "replay" or not isinstance(source, str) or Path(source).is_absolute():
+        return spec
+    options = {**spec.options, "source": os.path.normpath(base_dir / source)}
+    return spec.model_copy(update={"options": options})
+
+
 def _resolve_societies(
-    experiment: Experiment, traits: dict[str, Trait], loc: _Locator
+    experiment: Experiment, traits: dict[str, Trait], loc: _Locator, base_dir: Path
 ) -> list[Society]:
     societies: list[Society] = []
     known = ", ".join(sorted(traits))
@@ -344,7 +354,7 @@ def _resolve_societies(
                         where = (*base, "agents")
                     raise loc.error(where, f"unknown trait '{trait_name}' (known: {known})")
                 override = None if isinstance(a, str) else a.model
-                model = merge_model(experiment.model, spec.model, override)
+                model = _paths_from(base_dir, merge_model(experiment.model, spec.model, override))
                 if override is not None or spec.model is not None:
                     _check_backend(model, (*a_path, "model"), loc)
                 agents_out.append(

@@ -21,7 +21,7 @@ from societies.backends.base import create_backend, get_backend_class
 from societies.config.load import Plan
 from societies.errors import StoreError
 from societies.scheduler.runner import BackendFactory, ProgressFn, Runner, RunSummary
-from societies.store.db import STORE_FILE, RunStore, ensure_run_dir, inspect_existing, now
+from societies.store.db import RunStore, ensure_run_dir, now
 from societies.store.lock import RunLock
 
 log = logging.getLogger(__name__)
@@ -97,14 +97,14 @@ def open_store(plan: Plan) -> RunStore:
     into the same directory is refused before it can create, migrate or pay for anything;
     ``store.close()`` releases it.
     """
-    existing = ensure_run_dir(plan.output) / STORE_FILE
-    if existing.exists():
-        inspect_existing(existing)  # a foreign file is refused before the lock file is made
-    lock = RunLock(plan.output).acquire()
+    lock = RunLock(ensure_run_dir(plan.output))
+    fresh = not lock.path.exists()
+    lock.acquire()
     try:
-        store = RunStore.for_run_dir(plan.output)
+        store = RunStore.for_run_dir(plan.output)  # a foreign file is refused here
     except BaseException:
-        lock.release()
+        # A refused directory is left as it was found: no lock file beside a foreign store.
+        lock.release(remove=fresh)
         raise
     store.lock = lock
     try:

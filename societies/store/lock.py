@@ -57,10 +57,14 @@ class RunLock:
         self._fd = fd
         return self
 
-    def release(self) -> None:
+    def release(self, *, remove: bool = False) -> None:
+        """Release the lock; ``remove`` also deletes the file (while still holding it), for
+        an invocation that made it and was then refused, so the directory is as it was."""
         fd, self._fd = self._fd, None
         if fd is not None:
             os.ftruncate(fd, 0)
+            if remove:
+                self.path.unlink(missing_ok=True)
             os.close(fd)  # closing the descriptor releases the flock
 
     def __enter__(self) -> RunLock:
