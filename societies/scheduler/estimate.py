@@ -218,7 +218,8 @@ def estimate_plan(plan: Plan, reply_tokens: int = 250) -> Estimate:
 def _stored_per_tree(plan: Plan) -> dict[tuple[int, str, str], int]:
     """Calls already stored in the run directory, per (repeat, case, society), when it holds
     this experiment; read-only, so a dry run works on any run directory, even one in use."""
-    from societies.scheduler.session import identity, split_transport
+    from societies.scheduler.session import identity
+    from societies.scheduler.transport import split_transport
     from societies.store.db import STORE_FILE, connect_readonly, inspect_existing
 
     path = plan.output / STORE_FILE

@@ -17,10 +17,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from societies import __version__
-from societies.backends.base import create_backend, get_backend_class
+from societies.backends.base import create_backend
 from societies.config.load import Plan
 from societies.errors import StoreError
 from societies.scheduler.runner import BackendFactory, ProgressFn, Runner, RunSummary
+from societies.scheduler.transport import changed_transport, split_transport
 from societies.store.db import RunStore, ensure_run_dir, now
 from societies.store.lock import RunLock
 
@@ -42,52 +43,6 @@ def identity(plan: Plan) -> dict[str, Any]:
     data["task"]["data"] = plan.data.name  # which candidate was used
     split_transport(data)
     return data
-
-
-def split_transport(data: dict[str, Any]) -> dict[str, Any]:
-    """Take every backend's transport options (``transport_options``: base_url, timeouts,
-    retries, pacing) out of an experiment's dump, in place; return them by field path.
-
-    They never change a request (the request hash guards that), so fixing a server's address
-    or a timeout must not make a run directory "a different experiment".
-    """
-    moved: dict[str, Any] = {}
-
-    def strip(model: Any, path: str, backend: str) -> str:
-        if not isinstance(model, dict):
-            return backend
-        backend = model.get("backend") or backend
-        options = model.get("options")
-        if isinstance(options, dict):
-            try:
-                keys = get_backend_class(backend).transport_options
-            except KeyError:
-                keys = frozenset()
-            for key in sorted(keys & set(options)):
-                moved[f"{path}.options.{key}"] = options.pop(key)
-        return str(backend)
-
-    top = strip(data.get("model"), "model", "sim")
-    for i, society in enumerate(data.get("societies") or []):
-        if not isinstance(society, dict):
-            continue
-        own = strip(society.get("model"), f"societies[{i}].model", top)
-        agents = society.get("agents")
-        for j, agent in enumerate(agents if isinstance(agents, list) else []):
-            if isinstance(agent, dict):
-                strip(agent.get("model"), f"societies[{i}].agents[{j}].model", own)
-    return moved
-
-
-def _changed_transport(plan: Plan, config_json: str) -> list[str]:
-    """Names (never values: headers may hold credentials) of transport options changed since
-    the run was created."""
-    try:
-        old = split_transport(json.loads(config_json))
-    except (ValueError, AttributeError):
-        return []
-    new = split_transport(plan.experiment.model_dump(mode="json"))
-    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
 def open_store(plan: Plan) -> RunStore:
@@ -149,7 +104,7 @@ def _check_or_create(plan: Plan, store: RunStore) -> None:
                 f"{plan.output}: holds a run of a different experiment (changed: "
                 f"{', '.join(changed)}); run into a new directory with --out, or remove it"
             )
-        transport = _changed_transport(plan, row["config_json"])
+        transport = changed_transport(row["config_json"], plan.experiment.model_dump(mode="json"))
         if transport:
             log.warning("resuming with changed transport settings: %s", ", ".join(transport))
     stored = store.stored_cases()
