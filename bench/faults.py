@@ -62,6 +62,12 @@ def env_for(code: Path) -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(code), PYTHONUNBUFFERED="1")
 
 
+#: Every process runs from the checkout's folder: `python -m` puts the current directory first
+#: on sys.path, ahead of PYTHONPATH.
+def cwd_for(code: Path) -> str:
+    return str(code)
+
+
 def stored(out: Path) -> int:
     db = out / "store.sqlite"
     if not db.exists():
@@ -89,14 +95,16 @@ def paid_twice_after_sigkill(code: Path, tmp: Path) -> int:
         total = 48 * 2 * 6
         out = tmp / "kill"
         proc = subprocess.Popen(
-            societies(code, file, out), env=env_for(code),
+            societies(code, file, out), env=env_for(code), cwd=cwd_for(code),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         while server.stats["answered"] < total // 3 and proc.poll() is None:
             time.sleep(0.002)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        subprocess.run(societies(code, file, out), env=env_for(code), capture_output=True)
+        subprocess.run(
+            societies(code, file, out), env=env_for(code), cwd=cwd_for(code), capture_output=True
+        )
         assert stored(out) == total, "the resumed run did not finish"
         return int(server.stats["answered"]) - total
 
@@ -106,8 +114,8 @@ def seconds_to_give_up_no_server(code: Path, tmp: Path, cap: float) -> float:
     started = time.monotonic()
     try:
         subprocess.run(
-            societies(code, file, tmp / "dead"), env=env_for(code), capture_output=True,
-            timeout=cap,
+            societies(code, file, tmp / "dead"), env=env_for(code), cwd=cwd_for(code),
+            capture_output=True, timeout=cap,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         return float("inf")
@@ -119,14 +127,15 @@ def seconds_to_give_up_server_killed(code: Path, tmp: Path, cap: float) -> float
     server = subprocess.Popen(
         [sys.executable, "-m", "societies", "serve-sim", "--port", str(port),
          "--latency-ms", "20"],
-        env=env_for(REPO), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=env_for(REPO), cwd=cwd_for(REPO), stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     assert server.stdout is not None
     server.stdout.readline()
     file = experiment(tmp, f"http://127.0.0.1:{port}/v1", cases=8, concurrency=16)
     out = tmp / "killed"
     run = subprocess.Popen(
-        societies(code, file, out), env=env_for(code),
+        societies(code, file, out), env=env_for(code), cwd=cwd_for(code),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     while stored(out) < 100 and run.poll() is None:
@@ -150,7 +159,7 @@ def run_seconds(code: Path, tmp: Path, faults: Faults, cap: float) -> float:
         try:
             subprocess.run(
                 societies(code, file, tmp / f"run{time.monotonic_ns()}"), env=env_for(code),
-                capture_output=True, timeout=cap,
+                cwd=cwd_for(code), capture_output=True, timeout=cap,
             )  # fmt: skip
         except subprocess.TimeoutExpired:
             return float("inf")
@@ -209,8 +218,7 @@ def main() -> None:
                 if name not in only:
                     continue
                 times = [
-                    run_seconds(code, scratch(name, i), faults, args.cap)
-                    for i in range(args.runs)
+                    run_seconds(code, scratch(name, i), faults, args.cap) for i in range(args.runs)
                 ]
                 slow = statistics.median(times) / base
                 label = "5% hung requests" if name == "hang" else "30% 429s (Retry-After 1 s)"

@@ -99,23 +99,31 @@ def test_simultaneous_runs_into_one_directory_pay_once(tmp_path: Path, server: S
     assert made == TOTAL
 
 
-def test_second_invocation_refused_while_first_runs(tmp_path: Path, server: SimServer) -> None:
-    file = experiment(tmp_path, server)
-    out = tmp_path / "run"
-    first = start(file, out)
+def test_second_invocation_refused_while_first_runs(tmp_path: Path) -> None:
+    slow = SimServer(Faults(latency_ms=500)).start_in_thread()  # the first outlives the second
     try:
-        wait_for_calls(first, out, 20)
-        second = subprocess.run(
-            [sys.executable, "-m", "societies", "run", str(file), "--out", str(out), "--quiet"],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert second.returncode == 2
-        assert f"in use by another invocation (pid {first.pid} on " in second.stderr
-        assert len(second.stderr.strip().splitlines()) == 1
+        file = experiment(tmp_path, slow)
+        out = tmp_path / "run"
+        first = start(file, out)
+        try:
+            wait_for_calls(first, out, 8)
+            second = subprocess.run(
+                [sys.executable, "-m", "societies", "run", str(file), "--out", str(out),
+                 "--quiet"],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert first.poll() is None, "the first invocation ended before the second began"
+            assert second.returncode == 2, second.stderr
+            assert f"in use by another invocation (pid {first.pid} on " in second.stderr
+            assert len(second.stderr.strip().splitlines()) == 1
+        finally:
+            first.send_signal(signal.SIGTERM)
+            first.wait(timeout=60)
+        assert first.returncode == 143
+        # The refused invocation sent nothing: only the first's calls reached the server.
+        assert slow.stats["requests"] - stored(out) <= CONCURRENCY
     finally:
-        first.wait(timeout=120)
-    assert first.returncode == 0
-    assert server.stats["requests"] == stored(out) == TOTAL
+        slow.stop_thread()
 
 
 def test_sigkill_resends_at_most_calls_in_flight(tmp_path: Path, server: SimServer) -> None:

@@ -107,6 +107,9 @@ class ModelBackend(ABC):
     #: Options that change how requests travel (server address, timeouts, retries, pacing)
     #: but never a request or its reply: a run may resume after they change.
     transport_options: ClassVar[frozenset[str]] = frozenset()
+    #: Answers cost nothing and are remade identically (the simulator): the runner then need
+    #: not commit each answer before admitting the next call.
+    free: ClassVar[bool] = False
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec

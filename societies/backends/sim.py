@@ -62,6 +62,7 @@ class SimBackend(ModelBackend):
     name = "sim"
     Options = SimOptions
     transport_options = frozenset({"latency_ms"})
+    free = True
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         opts: SimOptions = self.options
