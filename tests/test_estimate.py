@@ -21,6 +21,7 @@ from societies.cli.main import cli
 from societies.config.load import Overrides, load_plan
 from societies.scheduler.estimate import estimate_plan
 from societies.scheduler.session import run_experiment
+from societies.scheduler.tree import planned_calls
 from tests.helpers import experiment, write
 
 REPLY = 37
@@ -72,6 +73,7 @@ def test_computed_size_equals_what_a_run_sends(tmp_path: Path, settings: dict[st
     file = write(tmp_path, experiment(model=model, **settings))
     plan = load_plan(file, Overrides(out=tmp_path / "run"))
     est = estimate_plan(plan)
+    assert est.calls == planned_calls(plan)  # the tree formula the progress bar uses
     asyncio.run(run_experiment(plan, backend_factory=lambda spec: Filler(spec), argv=["t"]))
     assert measured(tmp_path / "run") == (est.calls, est.prompt_tokens, est.completion_tokens)
 
