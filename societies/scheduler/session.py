@@ -22,8 +22,7 @@ from societies.config.load import Plan
 from societies.errors import StoreError
 from societies.scheduler.runner import BackendFactory, ProgressFn, Runner, RunSummary
 from societies.scheduler.transport import changed_transport, split_transport
-from societies.store.db import RunStore, ensure_run_dir, now
-from societies.store.lock import RunLock
+from societies.store.db import RunStore, now
 
 log = logging.getLogger(__name__)
 
@@ -52,21 +51,13 @@ def open_store(plan: Plan) -> RunStore:
     into the same directory is refused before it can create, migrate or pay for anything;
     ``store.close()`` releases it.
     """
-    lock = RunLock(ensure_run_dir(plan.output))
-    fresh = not lock.path.exists()
-    lock.acquire()
-    try:
-        store = RunStore.for_run_dir(plan.output)  # a foreign file is refused here
-    except BaseException:
-        # A refused directory is left as it was found: no lock file beside a foreign store.
-        lock.release(remove=fresh)
-        raise
-    store.lock = lock
+    store = RunStore.open_locked(plan.output)
     try:
         _check_or_create(plan, store)
     except BaseException:
         store.con.close()
-        lock.release()
+        if store.lock is not None:
+            store.lock.release()
         raise
     return store
 

@@ -156,6 +156,22 @@ class RunStore:
     def for_run_dir(cls, run_dir: Path, *, readonly: bool = False) -> RunStore:
         return cls(run_dir / STORE_FILE, readonly=readonly)
 
+    @classmethod
+    def open_locked(cls, run_dir: Path) -> RunStore:
+        """The run directory's store, for writing, held by this invocation alone (see
+        store/lock.py) until ``close()``; a second writer is refused naming the holder."""
+        lock = RunLock(ensure_run_dir(run_dir))
+        fresh = not lock.path.exists()
+        lock.acquire()
+        try:
+            store = cls.for_run_dir(run_dir)  # a foreign file is refused here
+        except BaseException:
+            # A refused directory is left as it was found: no lock file beside a foreign store.
+            lock.release(remove=fresh)
+            raise
+        store.lock = lock
+        return store
+
     def _migrate(self) -> None:
         con = self.con
         con.execute("BEGIN IMMEDIATE")
