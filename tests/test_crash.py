@@ -112,7 +112,15 @@ def test_second_invocation_refused_while_first_runs(tmp_path: Path) -> None:
                  "--quiet"],
                 capture_output=True, text=True, timeout=60,
             )  # fmt: skip
+            # A dry run reads any run directory, even one in use.
+            dry = subprocess.run(
+                [sys.executable, "-m", "societies", "run", str(file), "--out", str(out),
+                 "--dry-run"],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
             assert first.poll() is None, "the first invocation ended before the second began"
+            assert dry.returncode == 0, dry.stderr
+            assert "already stored" in dry.stdout
             assert second.returncode == 2, second.stderr
             assert f"in use by another invocation (pid {first.pid} on " in second.stderr
             assert len(second.stderr.strip().splitlines()) == 1
