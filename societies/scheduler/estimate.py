@@ -246,7 +246,9 @@ def _stored_per_tree(plan: Plan) -> dict[tuple[int, str, str], int]:
         finally:
             con.close()
     except (sqlite3.Error, ValueError, TypeError, SocietiesError) as exc:
-        log.warning("%s: not a readable run store (%s); counted as empty", path, exc)
+        # Typically a store another invocation is creating this moment: not worth a warning
+        # (that invocation's lock refuses this one anyway when it is not a dry run).
+        log.info("%s: not a readable run store (%s); counted as empty", path, exc)
         return {}
 
 
