@@ -283,3 +283,19 @@ def test_the_report_shows_stopping_and_decision_tables(tmp_path: Path) -> None:
     run(write(tmp_path, plain, "plain.yaml"), tmp_path / "plain")
     html = render_report(load_run(tmp_path / "plain"), transcripts=0)
     assert "Stopping rules" not in html and "Decision protocols" not in html
+
+
+def test_the_estimate_before_a_run_counts_only_the_neighbours_read(tmp_path: Path) -> None:
+    from societies.plan.plan import Overrides
+    from societies.plan.resolve import load_plan
+    from societies.scheduler.estimate import estimate_plan
+
+    prompts = {}
+    for topology in ("full", "ring", "none"):
+        exp = experiment(prompts="default", rounds=2, strategies=["00"])
+        exp["societies"] = [_society(6, topology=topology)]
+        plan = load_plan(write(tmp_path, exp), Overrides(out=tmp_path / topology))
+        est = estimate_plan(plan)
+        assert est.calls == 4 * 6 * 3
+        prompts[topology] = est.prompt_tokens
+    assert prompts["none"] < prompts["ring"] < prompts["full"]
