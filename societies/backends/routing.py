@@ -7,7 +7,9 @@ independent replicas only the client can arrange that, from what the request its
 the **conversation key** hashes the model name and the messages up to and including the first
 user turn, the part every later call of the conversation repeats. A role-play opener (a first
 user turn answered by a short acknowledgement such as "ok", the study's protocol) is shared by
-every agent with that trait; the key then also covers the next user turn, the question.
+every agent with that trait; the key then also covers the next user turn, the question. An
+acknowledgement is a reply of at most 8 tokens that begins with ok, okay, understood, sure,
+got it, yes or "I understand": a short answer such as "(B)" is not one.
 
 Replicas are chosen by rendezvous (highest random weight) hashing of the key: each
 conversation has a fixed order of preference over the replicas, and adding or losing one
@@ -35,14 +37,16 @@ from typing import Generic, Literal, TypeVar
 import openai
 
 from societies.backends.base import ChatMessage, estimate_tokens
+from societies.backends.errors import Transient, classify
 
 log = logging.getLogger(__name__)
 
 Routing = Literal["affinity", "round_robin"]
 Client = TypeVar("Client")
 
-#: A first reply of at most this many tokens after the first user turn is an acknowledgement.
+#: A first reply of at most this many tokens, beginning so, is an acknowledgement.
 ACK_TOKENS = 8
+ACK_WORDS = ("ok", "okay", "understood", "sure", "got it", "yes", "i understand")
 #: Failures in a row (no success between) after which a replica is taken as down.
 FAILURES_TO_DOWN = 3
 COOLDOWN_FIRST = 1.0
@@ -57,13 +61,18 @@ def conversation_key(model: str, messages: Sequence[ChatMessage]) -> str:
         len(users) > 1
         and users[0] + 1 < users[1]
         and messages[users[0] + 1]["role"] == "assistant"
-        and estimate_tokens(messages[users[0] + 1]["content"]) <= ACK_TOKENS
+        and _acknowledges(messages[users[0] + 1]["content"])
     ):
         end = users[1]
     digest = hashlib.blake2b(model.encode(), digest_size=16)
     for message in messages[: end + 1]:
         digest.update(b"\x00" + message["role"].encode() + b"\x00" + message["content"].encode())
     return digest.hexdigest()
+
+
+def _acknowledges(reply: str) -> bool:
+    words = reply.strip().lower()
+    return estimate_tokens(words) <= ACK_TOKENS and words.startswith(ACK_WORDS)
 
 
 def _weight(key: str, url: str) -> bytes:
@@ -158,10 +167,11 @@ def _replica_fault(exc: BaseException) -> Literal["refused", "failed"] | None:
     """A failure of the replica rather than of the request: ``refused`` when no connection
     could be made (a dead server: taken as down at once), ``failed`` for a 5xx or no answer in
     time (down after a few in a row), ``None`` for anything else."""
-    if isinstance(exc, openai.APIStatusError):
-        return "failed" if exc.status_code >= 500 else None
-    if isinstance(exc, openai.APITimeoutError | TimeoutError | asyncio.CancelledError):
+    if isinstance(exc, TimeoutError | asyncio.CancelledError):
         return "failed"
-    if isinstance(exc, openai.APIConnectionError):
-        return "refused"
-    return None
+    if not isinstance(exc, openai.OpenAIError):
+        return None
+    error = classify(exc, ())
+    if not isinstance(error, Transient) or (error.status is not None and error.status < 500):
+        return None
+    return "refused" if error.reason.startswith("connection error") else "failed"

@@ -84,6 +84,11 @@ class Faults(BaseModel):
     prefill_ms_per_1k: float = Field(
         0.0, ge=0, description="Added latency per 1,000 prompt tokens not served from cache."
     )
+    slots: int | None = Field(
+        None,
+        ge=1,
+        description="Requests this replica works on at once (a GPU's batch); more queue.",
+    )
     batch_delay: float = Field(
         0.0, ge=0, description="Seconds a batch takes from creation to completion."
     )
@@ -215,6 +220,7 @@ class SimServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         capacity = self.faults.prefix_cache_tokens
         self.cache = PrefixCache(capacity) if capacity is not None else None
+        self._slots = asyncio.Semaphore(self.faults.slots) if self.faults.slots else None
         from societies.backends.sim_batches import BatchService  # it builds on this module
 
         self.batches = BatchService(self)
@@ -397,7 +403,11 @@ class SimServer:
         cached = self.cache.lookup(model, messages) if self.cache else _cached(messages)
         latency = self._latency() + f.prefill_ms_per_1k * (prompt_tokens - cached) / 1e6
         if wait and latency:
-            await asyncio.sleep(latency)
+            if self._slots is None:
+                await asyncio.sleep(latency)
+            else:
+                async with self._slots:
+                    await asyncio.sleep(latency)
         try:
             text = await self.index.reply(messages)
         except ContextExceededError as exc:

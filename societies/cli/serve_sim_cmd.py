@@ -42,12 +42,14 @@ from societies.cli.main import user_errors
               help="Model a KV prefix cache of this many tokens (LRU) on this server.")  # fmt: skip
 @click.option("--prefill-ms-per-1k", type=float, default=0.0, show_default=True,
               help="Added latency per 1,000 prompt tokens not served from cache.")  # fmt: skip
+@click.option("--slots", type=int,
+              help="Requests worked on at once (a GPU's batch); more wait in a queue.")  # fmt: skip
 @click.option("--batch-delay", type=float, default=0.0, show_default=True,
               help="Seconds a batch takes from creation to completion.")  # fmt: skip
 @click.option("--batch-share-failed", type=float, default=0.0,
               help="Share of batch items answered with a 500.")  # fmt: skip
 @click.option("--expire-batch", "expire_batches", type=int, multiple=True,
-              help="This batch (1 = the first created) expires half done (repeatable).")  # fmt: skip
+              help="This batch (1 = the first) expires half done (repeatable).")  # fmt: skip
 @click.option("--batch-max-requests", type=int, default=50_000, show_default=True,
               help="Most requests per batch input file.")  # fmt: skip
 @click.option("--api-key-env", help="Require the key held by this environment variable.")
