@@ -38,7 +38,7 @@ def backend(urls: Sequence[str], **options: Any) -> Any:
 
 
 async def converse(
-    model: Any, opener: list[ChatMessage], turns: int
+    model: Any, opener: Sequence[ChatMessage], turns: int
 ) -> tuple[list[GenerateResult], list[list[ChatMessage]]]:
     """An append-only conversation: each call re-sends everything so far plus a new turn."""
     messages, results, prompts = list(opener), [], []
