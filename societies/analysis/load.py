@@ -112,6 +112,7 @@ class Analysis:
         calls["answer"] = pd.Series(metrics.clean_answers(calls["answer"]), dtype=object)
         if prices:
             calls["usd"] = cost_mod.call_usd(calls, prices)
+            calls["usd_uncached"] = cost_mod.call_usd(calls.assign(cached_tokens=0), prices)
         #: One row per stored model call (persona turns included).
         self.calls: pd.DataFrame = calls
         self._nodes = nodes
@@ -191,6 +192,12 @@ class Analysis:
         return cost_mod.run_billed(self.calls)
 
     @cached_property
+    def cache(self) -> pd.DataFrame:
+        """Prompt caching per agent and round: share of input served from cache, dollars
+        saved (with prices)."""
+        return cost_mod.cache_use(self.calls)
+
+    @cached_property
     def self_consistency(self) -> pd.DataFrame:
         return cost_mod.self_consistency(self.votes, self.cost, ddof=self.ddof)
 
@@ -234,6 +241,7 @@ class Analysis:
             "cost": self.cost,
             "cost_by_agent": self.cost_by_agent,
             "run_billed": self.run_billed,
+            "cache": self.cache,
             "self_consistency": self.self_consistency,
             "conformity": self.conformity,
             "consensus": self.consensus,
