@@ -69,12 +69,12 @@ def test_cached_input_share_and_dollars_saved_per_agent_and_round(tmp_path: Path
     ).fetchall()
     con.close()
     assert len(cache) == len(rows)
-    table = cache.set_index(["society", "agent", "round"])
+    table = {(r.society, r.agent, r.round): r for r in cache.itertuples()}
     for society, agent, round_index, prompt, cached in rows:
-        row = table.loc[(society, agent, round_index)]
+        row = table[(society, agent, round_index)]._asdict()
         assert row["prompt_tokens"] == prompt and row["cached_tokens"] == cached
         assert row["cached_share"] == pytest.approx(cached / prompt)
         # each cached token costs 0.5 instead of 2.0 dollars per million
         assert row["usd_saved"] == pytest.approx(cached * 1.5 / 1e6)
-    later = table[table.index.get_level_values("round") > 0]
-    assert (later["cached_share"] > 0.5).all(), "later rounds re-send a cached conversation"
+    later = cache[cache["round"] > 0]
+    assert len(later) and (later["cached_share"] > 0.5).all(), "later rounds are mostly cached"
