@@ -69,9 +69,10 @@ def test_cached_input_share_and_dollars_saved_per_agent_and_round(tmp_path: Path
     ).fetchall()
     con.close()
     assert len(cache) == len(rows)
-    table = {(r.society, r.agent, r.round): r for r in cache.itertuples()}
+    records: list[dict[str, Any]] = cache.to_dict("records")
+    table = {(r["society"], r["agent"], r["round"]): r for r in records}
     for society, agent, round_index, prompt, cached in rows:
-        row = table[(society, agent, round_index)]._asdict()
+        row = table[(society, agent, round_index)]
         assert row["prompt_tokens"] == prompt and row["cached_tokens"] == cached
         assert row["cached_share"] == pytest.approx(cached / prompt)
         # each cached token costs 0.5 instead of 2.0 dollars per million
