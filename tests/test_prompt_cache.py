@@ -69,7 +69,7 @@ def test_cached_input_share_and_dollars_saved_per_agent_and_round(tmp_path: Path
     ).fetchall()
     con.close()
     assert len(cache) == len(rows)
-    records: list[dict[str, Any]] = cache.to_dict("records")
+    records: list[dict[Any, Any]] = cache.to_dict("records")
     table = {(r["society"], r["agent"], r["round"]): r for r in records}
     for society, agent, round_index, prompt, cached in rows:
         row = table[(society, agent, round_index)]
