@@ -7,8 +7,9 @@ latency (``--prefill-ms-per-1k``). The experiment is the throughput benchmark's 
 ``base_url`` listing the four replicas. The ideal hit share is what one replica with the same
 cache measures for the same run: every append-only prefix a hit after its first call.
 
-Prints, per routing: cached share of prompt tokens, its ratio to the ideal (target >= 0.9
-for affinity), wall time, and the calls each replica served.
+Prints, for affinity routing (without and with a per-replica concurrency limit, which
+spills calls off a busy replica) and for round robin: the cached share of prompt tokens, its
+ratio to the ideal (target >= 0.9 for affinity), wall time, and the calls each replica served.
 
     python bench/affinity.py [--cases 25] [--latency-ms 20] [--prefill-ms-per-1k 100]
 """
@@ -50,7 +51,7 @@ def main() -> None:
     parser.add_argument("--cache-tokens", type=int, default=5_000_000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--slots", type=int, default=16, help="requests a replica works on at once")
-    parser.add_argument("--replica-concurrency", type=int, default=32, help="client, per replica")
+    parser.add_argument("--replica-concurrency", type=int, default=32, help="the limited run's")
     args = parser.parse_args()
     os.environ.setdefault("SOCIETIES_BENCH_KEY", "bench")
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,13 +67,18 @@ def main() -> None:
         one = [*server_args, "--slots", str(4 * args.slots)]
         ideal, ideal_wall, _ = measure(experiment, Path(tmp) / "one", one, 1, **common)
         print(f"ideal (one replica): cached share {ideal:.3f}, wall {ideal_wall:.2f} s")
-        for routing in ("affinity", "round_robin"):
+        limit = args.replica_concurrency
+        for name, routing, per_replica in (
+            ("affinity", "affinity", None),
+            (f"affinity, replica_concurrency {limit}", "affinity", limit),
+            ("round_robin", "round_robin", None),
+        ):
             share, wall, calls = measure(
-                experiment, Path(tmp) / routing, [*server_args, *slots], 4, routing=routing,
-                replica_concurrency=args.replica_concurrency, **common,
+                experiment, Path(tmp) / name, [*server_args, *slots], 4, routing=routing,
+                replica_concurrency=per_replica, **common,
             )  # fmt: skip
             print(
-                f"{routing}: cached share {share:.3f} ({share / ideal:.3f} of ideal), "
+                f"{name}: cached share {share:.3f} ({share / ideal:.3f} of ideal), "
                 f"wall {wall:.2f} s, calls per replica {calls}"
             )
 
