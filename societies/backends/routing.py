@@ -86,7 +86,6 @@ class Replica(Generic[Client]):
     in_flight: int = 0
     failures: int = 0
     down_until: float = 0.0
-    calls: int = 0
 
     def up(self, now: float) -> bool:
         return self.down_until <= now
@@ -135,7 +134,6 @@ class ReplicaRouter(Generic[Client]):
                 await self._freed.wait()
             replica = self._choose(order)
         replica.in_flight += 1
-        replica.calls += 1
         try:
             yield replica
         except BaseException as exc:
