@@ -187,3 +187,11 @@ async def test_the_key_is_required_when_the_server_has_one() -> None:
         with pytest.raises(openai.AuthenticationError):
             await client.files.create(file=("in.jsonl", jsonl([request_line(1)])), purpose="batch")
         await client.close()
+
+
+async def test_a_server_without_the_batches_api_answers_404() -> None:
+    async with served(batch_api=False) as (_, client):
+        with pytest.raises(openai.NotFoundError):
+            await client.files.create(file=("in.jsonl", jsonl([request_line(1)])), purpose="batch")
+        with pytest.raises(openai.NotFoundError):
+            await client.batches.retrieve("batch_sim_000001")

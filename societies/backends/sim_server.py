@@ -89,6 +89,9 @@ class Faults(BaseModel):
         ge=1,
         description="Requests this replica works on at once (a GPU's batch); more queue.",
     )
+    batch_api: bool = Field(
+        True, description="Serve the Files and Batches APIs (off: 404, as many servers do)."
+    )
     batch_delay: float = Field(
         0.0, ge=0, description="Seconds a batch takes from creation to completion."
     )
@@ -236,7 +239,8 @@ class SimServer:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/stats", self._stats)
-        self.batches.add_routes(app)
+        if self.faults.batch_api:
+            self.batches.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)

@@ -44,6 +44,8 @@ from societies.cli.main import user_errors
               help="Added latency per 1,000 prompt tokens not served from cache.")  # fmt: skip
 @click.option("--slots", type=int,
               help="Requests worked on at once (a GPU's batch); more wait in a queue.")  # fmt: skip
+@click.option("--batch-api/--no-batch-api", default=True, show_default=True,
+              help="Serve the Files and Batches APIs (off: they answer 404).")  # fmt: skip
 @click.option("--batch-delay", type=float, default=0.0, show_default=True,
               help="Seconds a batch takes from creation to completion.")  # fmt: skip
 @click.option("--batch-share-failed", type=float, default=0.0,
