@@ -70,7 +70,7 @@ def test_transcript_browser_in_headless_chromium(report: Path, tmp_path: Path) -
         )
         assert shown == "12"  # 3 agents x 4 rounds
         text = page.evaluate("document.getElementById('transcript').innerText")
-        assert "qs-03" in text and "agent 2 (overconfident)" in text
+        assert "qs-03" in text and "agent 2 (overconfident · sim:default)" in text
         assert "reflection" in text.lower() and "debate" in text.lower()
         assert (
             page.evaluate(
@@ -103,3 +103,35 @@ def test_transcript_limits(quick_run: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     html = out.read_text(encoding="utf-8")
     assert '"id":"qs-02"' in html and '"id":"qs-03"' not in html
+
+
+def test_incomplete_run_banner_and_bounded_sample(tmp_path: Path) -> None:
+    from tests.synthetic_store import build_store
+
+    # Failed calls (0.2% of answers, seeded) leave some society answers incomplete.
+    build_store(tmp_path / "run", societies=2, cases=100, invocation_status="incomplete")
+    out = tmp_path / "r.html"
+    args = ["report", str(tmp_path / "run"), "-o", str(out), "--transcripts", "7"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "is incomplete" in result.output
+    html = out.read_text(encoding="utf-8")
+    assert 'id="incomplete"' in html and "incomplete-cell" in html
+    data = re.search(r'id="transcript-data">(.*?)</script>', html, re.S)
+    assert data is not None
+    import json
+
+    run = json.loads(data.group(1))["runs"][0]
+    assert run["total_trees"] == 200 and len(run["trees"]) == 7
+    # Spread over the run: both societies and cases from both ends of the list.
+    assert {t[2] for t in run["trees"]} == {"s00-0eg", "s01-1eg"}
+    assert (
+        min(int(t[1][1:]) for t in run["trees"])
+        < 20
+        < 80
+        < max(int(t[1][1:]) for t in run["trees"])
+    )
+
+
+def test_complete_run_has_no_banner(report: Path) -> None:
+    assert 'id="incomplete"' not in report.read_text(encoding="utf-8")

@@ -1,7 +1,11 @@
 """The report's figures (matplotlib's Agg canvas, no pyplot), each from one metric table.
 
-Every function takes an :class:`Analysis` and returns a Figure; ``save_figures`` writes PNG
-and SVG. One panel per run: a run holds one task, so a panel is a task.
+Every function takes an :class:`Analysis` and returns a Figure, or ``None`` when the figure
+would say nothing (a line through a single point); ``save_figures`` writes PNG and SVG. One
+panel per run: a run holds one task, so a panel is a task. Societies always appear in the
+experiment's order; past ``HEATMAP_SOCIETIES`` societies, bars and lines per society become a
+society x strategy (or x round) heatmap, because 40 bars per group cannot be read. Legends sit
+outside the axes; error bars never cross [0, 1].
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -43,18 +48,43 @@ def _panels(n: int, width: float = 5.0, height: float = 3.4) -> tuple[Figure, li
 
 
 _MAX_LEGEND = 12
+#: More societies than this and per-society bars and lines become heatmaps.
+HEATMAP_SOCIETIES = 8
+_STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10,
+          "ytick.labelsize": 10, "legend.fontsize": 10}  # fmt: skip
 
 
 def _legend(ax: Any, **kwargs: Any) -> None:
-    """A legend only while it stays readable: a run with dozens of societies (the agents
-    preset has 42) gets a note instead of a legend that would swallow the panel."""
+    """A legend outside the axes (never over the data), only while it stays readable: a run
+    with dozens of series gets a note instead."""
     handles, labels = ax.get_legend_handles_labels()
     if len(labels) <= _MAX_LEGEND:
-        ax.legend(handles, labels, fontsize=7, **kwargs)
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0, frameon=False, **kwargs)  # fmt: skip
     else:
-        ax.text(
-            0.01, 0.01, f"{len(labels)} series (legend omitted)", fontsize=7, transform=ax.transAxes
-        )
+        ax.text(0.01, 0.01, f"{len(labels)} series (legend omitted)", transform=ax.transAxes)
+
+
+def _clipped_errors(mean: pd.Series, std: pd.Series) -> np.ndarray:
+    """Asymmetric error bars of ± std that stop at 0 and 1 (an accuracy cannot leave them)."""
+    m = mean.to_numpy(dtype=float)
+    sd = np.nan_to_num(std.to_numpy(dtype=float))
+    return np.vstack([np.minimum(sd, m), np.minimum(sd, 1 - m)])
+
+
+def _heatmap(ax: Any, fig: Figure, table: pd.DataFrame, label: str, vmax: float = 1.0) -> None:
+    """Rows and columns of ``table`` as a heatmap with a colour bar (values annotated while
+    the cells are large enough to hold them)."""
+    values = table.to_numpy(dtype=float)
+    image = ax.imshow(values, aspect="auto", cmap="viridis", vmin=0, vmax=vmax)
+    ax.set_yticks(range(len(table.index)), [str(i) for i in table.index])
+    ax.set_xticks(range(len(table.columns)), [str(c) for c in table.columns], rotation=45)
+    if values.size <= 120:
+        for (i, j), v in np.ndenumerate(values):
+            if v == v:
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if v < 0.6 * vmax else "black")  # fmt: skip
+    fig.colorbar(image, ax=ax, label=label, fraction=0.04)
 
 
 def _last_round(table: pd.DataFrame) -> pd.DataFrame:
@@ -67,24 +97,33 @@ def _title(analysis: Analysis, run: str) -> str:
 
 
 def accuracy_by_strategy(analysis: Analysis) -> Figure:
-    """Last-round accuracy per strategy, one bar per society, std over repeats as error bars."""
+    """Last-round accuracy per strategy: one bar per society with std over repeats as error
+    bars, or a society x strategy heatmap when there are many societies."""
     acc = _last_round(analysis.accuracy)
     runs = list(analysis.runs)
-    fig, axes = _panels(len(runs), width=6.0)
+    many = max(len(analysis.society_order(r)) for r in runs) > HEATMAP_SOCIETIES
+    height = 0.28 * max(len(analysis.society_order(r)) for r in runs) + 1.5 if many else 3.6
+    fig, axes = _panels(len(runs), width=7.0, height=height)
     for ax, run in zip(axes, runs, strict=False):
         sub = acc[acc["run"] == run]
         strategies = sorted(sub["strategy"].unique())
         societies = [s for s in analysis.society_order(run) if s in set(sub["society"])]
+        ax.set_title(_title(analysis, run))
+        if many:
+            grid = sub.pivot_table(index="society", columns="strategy", values="mean")
+            _heatmap(ax, fig, grid.reindex(index=societies, columns=strategies), "accuracy")
+            ax.set_xlabel("strategy")
+            continue
         width = 0.8 / max(len(societies), 1)
         x = np.arange(len(strategies))
         for i, society in enumerate(societies):
             s = sub[sub["society"] == society].set_index("strategy").reindex(strategies)
-            ax.bar(x + i * width, s["mean"], width, yerr=s["std"], label=society, capsize=2)
+            ax.bar(x + i * width, s["mean"], width, label=society, capsize=2,
+                   yerr=_clipped_errors(s["mean"], s["std"]))  # fmt: skip
         ax.set_xticks(x + width * (len(societies) - 1) / 2, strategies, rotation=45)
         ax.set_ylim(0, 1)
         ax.set_ylabel("accuracy (majority vote)")
-        ax.set_title(_title(analysis, run))
-        _legend(ax, ncols=2)
+        _legend(ax)
     fig.tight_layout()
     return fig
 
@@ -107,11 +146,13 @@ def accuracy_vs_round(analysis: Analysis) -> Figure:
     return fig
 
 
-def accuracy_vs_agents(analysis: Analysis) -> Figure:
+def accuracy_vs_agents(analysis: Analysis) -> Figure | None:
     """Last-round accuracy against society size, averaged over strategies and societies of a
-    size; one line per run."""
+    size; one line per run. None when every society has the same size (a single point)."""
     sizes = analysis.agents.groupby(["run", "society"], as_index=False).size()
     acc = _last_round(analysis.accuracy).merge(sizes, on=["run", "society"])
+    if acc["size"].nunique() < 2:
+        return None
     fig, axes = _panels(1, width=5.5)
     ax = axes[0]
     for run, sub in acc.groupby("run"):
@@ -152,23 +193,71 @@ def conformity_by_round(analysis: Analysis) -> Figure:
     return fig
 
 
+def conformity_by_trait(analysis: Analysis) -> Figure | None:
+    """Conforming debate turns by the agent's trait, as a share of that trait's debate turns,
+    stacked by type (T→F, F→T …); one group of bars per debate round."""
+    table = analysis.conformity
+    if "trait" not in table or table.empty:
+        return None
+    grouped = table.groupby(["run", "trait", "round"], as_index=False)[
+        ["debate_turns", *CONFORMITY_TYPES]
+    ].sum()
+    runs = list(analysis.runs)
+    fig, axes = _panels(len(runs), width=5.5)
+    for ax, run in zip(axes, runs, strict=False):
+        sub = grouped[grouped["run"] == run]
+        traits = list(dict.fromkeys(sub["trait"]))
+        rounds = sorted(sub["round"].unique())
+        width = 0.8 / max(len(traits), 1)
+        for i, trait in enumerate(traits):
+            t = sub[sub["trait"] == trait].set_index("round").reindex(rounds)
+            turns = t["debate_turns"].to_numpy(dtype=float)
+            bottom = np.zeros(len(rounds))
+            x = np.arange(len(rounds)) + i * width
+            for kind in CONFORMITY_TYPES:
+                share = np.divide(t[kind].to_numpy(dtype=float), turns, where=turns > 0,
+                                  out=np.zeros_like(turns))  # fmt: skip
+                ax.bar(x, share, width, bottom=bottom, color=_COLORS[kind],
+                       label=kind if i == 0 else None, edgecolor="white")  # fmt: skip
+                bottom += share
+            for xi in x:
+                ax.text(xi, 1.01, trait[:4], ha="center", va="bottom", fontsize=8, rotation=90)
+        ax.set_xticks(np.arange(len(rounds)) + width * (len(traits) - 1) / 2, rounds)
+        ax.set_xlabel("debate round (bars: " + ", ".join(traits) + ")")
+        ax.set_ylabel("share of the trait's debate turns")
+        ax.set_ylim(0, 1.15)
+        ax.set_title(_title(analysis, run), pad=22)
+        _legend(ax)
+    fig.tight_layout()
+    return fig
+
+
 def consensus_vs_round(analysis: Analysis) -> Figure:
-    """Distinct answers as a share of agents, by round, one line per society."""
+    """Distinct answers as a share of agents, by round: one line per society, or a society x
+    round heatmap when there are many societies."""
     table = analysis.consensus.groupby(["run", "society", "round"], as_index=False)[
         "distinct_share"
     ].mean()
     runs = list(analysis.runs)
-    fig, axes = _panels(len(runs), width=4.5)
+    many = max(len(analysis.society_order(r)) for r in runs) > HEATMAP_SOCIETIES
+    height = 0.28 * max(len(analysis.society_order(r)) for r in runs) + 1.5 if many else 3.4
+    fig, axes = _panels(len(runs), width=5.5, height=height)
     for ax, run in zip(axes, runs, strict=False):
         sub = table[table["run"] == run]
-        for society in analysis.society_order(run):
+        societies = analysis.society_order(run)
+        ax.set_title(_title(analysis, run))
+        if many:
+            grid = sub.pivot_table(index="society", columns="round", values="distinct_share")
+            _heatmap(ax, fig, grid.reindex(index=societies), "distinct answers / agents")
+            ax.set_xlabel("round")
+            continue
+        for society in societies:
             s = sub[sub["society"] == society]
             ax.plot(s["round"], s["distinct_share"], marker="o", label=str(society))
         ax.set_xticks(sorted(sub["round"].unique()))
         ax.set_xlabel("round")
         ax.set_ylabel("distinct answers / agents")
         ax.set_ylim(0, 1.05)
-        ax.set_title(_title(analysis, run))
         _legend(ax)
     fig.tight_layout()
     return fig
@@ -192,7 +281,7 @@ def behaviour_categories(analysis: Analysis) -> Figure:
         ax.set_xlabel("share of cases")
         ax.set_xlim(0, 1)
         ax.set_title(_title(analysis, run))
-    axes[-1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=3)
+    axes[-1].legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=3, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -211,13 +300,14 @@ def cost_vs_accuracy(analysis: Analysis) -> Figure:
         sub = points[points["run"] == run].reset_index(drop=True)
         ax.scatter(sub["study_per_case"], sub["mean"], color="#1f77b4")
         for _, row in sub.iterrows():
-            ax.annotate(str(row["strategy"]), (row["study_per_case"], row["mean"]), fontsize=7,
+            ax.annotate(str(row["strategy"]), (row["study_per_case"], row["mean"]), fontsize=9,
                         xytext=(3, 3), textcoords="offset points")  # fmt: skip
         front = pareto_front(sub["study_per_case"].to_numpy(), sub["mean"].to_numpy())
         f = sub.iloc[front].sort_values("study_per_case")
         ax.plot(f["study_per_case"], f["mean"], color="#d62728", lw=1)
         ax.scatter(f["study_per_case"], f["mean"], s=120, facecolors="none", edgecolors="#d62728",
                    label="Pareto front")  # fmt: skip
+        ax.set_ylim(0, 1)
         ax.set_xlabel("tokens per case (study's cost)")
         ax.set_ylabel("accuracy (last round)")
         ax.set_title(_title(analysis, run))
@@ -226,11 +316,12 @@ def cost_vs_accuracy(analysis: Analysis) -> Figure:
     return fig
 
 
-FIGURES: dict[str, Callable[[Analysis], Figure]] = {
+FIGURES: dict[str, Callable[[Analysis], Figure | None]] = {
     "accuracy_by_strategy": accuracy_by_strategy,
     "accuracy_vs_round": accuracy_vs_round,
     "accuracy_vs_agents": accuracy_vs_agents,
     "conformity_by_round": conformity_by_round,
+    "conformity_by_trait": conformity_by_trait,
     "consensus_vs_round": consensus_vs_round,
     "behaviour_categories": behaviour_categories,
     "cost_vs_accuracy": cost_vs_accuracy,
@@ -240,12 +331,15 @@ FIGURES: dict[str, Callable[[Analysis], Figure]] = {
 def render(
     analysis: Analysis, formats: tuple[str, ...] = ("png", "svg")
 ) -> dict[str, dict[str, bytes]]:
-    """Every figure in every format, as bytes: {name: {format: data}}."""
+    """Every figure that applies, in every format, as bytes: {name: {format: data}}."""
     import io
 
     out: dict[str, dict[str, bytes]] = {}
     for name, make in FIGURES.items():
-        fig = make(analysis)
+        with rc_context(_STYLE):  # type: ignore[arg-type]
+            fig = make(analysis)
+        if fig is None:
+            continue
         out[name] = {}
         for fmt in formats:
             buf = io.BytesIO()

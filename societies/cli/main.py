@@ -53,6 +53,7 @@ def _register() -> None:
         run_cmd,
         schema_cmd,
         serve_sim_cmd,
+        view_cmd,
     )
 
     cli.add_command(run_cmd.run)
@@ -63,6 +64,7 @@ def _register() -> None:
     cli.add_command(import_cmd.import_group)
     cli.add_command(reproduce_cmd.reproduce)
     cli.add_command(serve_sim_cmd.serve_sim)
+    cli.add_command(view_cmd.view)
 
 
 _register()

@@ -3,8 +3,9 @@
 The file is self-contained (figures as data URIs, data as inline JSON, plain inline JS and
 CSS, no external URL) so it can be mailed, archived with a paper, or opened offline. The
 transcript browser reads the messages straight from the stores; to keep the file small it
-carries the first ``transcript_repeats`` repeats (and, if given, the first
-``transcript_cases`` cases) of every run.
+carries a bounded sample of transcript trees (``transcripts`` per run, spread evenly over
+repeats, cases and societies, and at most ``MAX_TRANSCRIPT_CHARS`` of text) and says which;
+``societies view`` browses them all.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from societies import __version__
+from societies.analysis.completeness import cell_counts, incomplete_runs
 from societies.analysis.figures import render as render_figures
 from societies.analysis.load import Analysis
 from societies.analysis.tables import table2_blocks
@@ -95,44 +97,92 @@ def _summary(analysis: Analysis) -> list[dict[str, Any]]:
     return rows
 
 
-def _transcripts(analysis: Analysis, repeats: int, max_cases: int | None) -> dict[str, Any]:
-    """The browser's data: per run, the cases, societies, strategies' nodes, every call's new
-    prompt and reply, and the society's majority at each node."""
+#: Transcript trees (repeat x case x society, every strategy) a report carries by default, and
+#: a cap on their text: together they keep the file small whatever the run's size.
+DEFAULT_TRANSCRIPTS = 50
+MAX_TRANSCRIPT_CHARS = 6_000_000
+
+
+def _question(fields: Mapping[str, Any]) -> dict[str, Any]:
+    text = next((fields[k] for k in ("question", "problem", "prompt", "text") if k in fields), "")
+    choices = fields.get("choices")
+    return {"q": str(text), "ch": [str(c) for c in choices] if isinstance(choices, list) else []}
+
+
+def _agent_labels(agents: pd.DataFrame, society: str) -> list[str]:
+    """Each agent's header: trait, role (when set) and model, so that the agents of a
+    heterogeneous society can be told apart."""
+    rows = agents[agents["society"] == society].sort_values("agent")
+    out = []
+    for trait, role, backend, model in rows[["trait", "role", "backend", "model"]].itertuples(
+        index=False, name=None
+    ):
+        parts = [
+            str(trait),
+            f"role: {role}" if isinstance(role, str) else "",
+            _model_name(backend, model),
+        ]
+        out.append(" · ".join(p for p in parts if p))
+    return out
+
+
+def _transcripts(
+    analysis: Analysis,
+    repeats: int | None,
+    max_cases: int | None,
+    limit: int = DEFAULT_TRANSCRIPTS,
+) -> dict[str, Any]:
+    """The browser's data: per run, a sample of at most ``limit`` trees spread evenly over
+    repeats, cases and societies (``queries.sample_groups``), each with every call's new prompt
+    and reply and the society's majority at each node. Says how many trees it left out."""
+    from societies.view.queries import sample_groups
+
     out: dict[str, Any] = {"runs": []}
     votes = analysis.votes
+    budget = MAX_TRANSCRIPT_CHARS
     for label, info in analysis.runs.items():
-        store = RunStore(info.path if info.path.is_file() else info.path / "store.sqlite",
-                         readonly=True)  # fmt: skip
+        path = info.path if info.path.is_file() else info.path / "store.sqlite"
+        chosen, total = sample_groups(
+            path, limit, None if repeats is None else list(range(repeats)), max_cases
+        )
+        store = RunStore(path, readonly=True)
         calls: dict[str, list[Any]] = {}
         persona: dict[str, list[Any]] = {}
+        kept: list[tuple[int, str, str]] = []
         try:
-            rows = store.con.execute(
-                "SELECT repeat, case_id, society, node, agent, round, step, pattern, "
-                "messages_json, reply, answer, correct, outcome, total_tokens FROM calls "
-                "JOIN cases USING (case_id) WHERE repeat < ? AND idx < ? "
-                "ORDER BY repeat, case_id, society, node, agent",
-                (repeats, len(info.cases) if max_cases is None else max_cases),
-            )
-            for rep, case_id, society, node, agent, round_index, step, pattern, messages, \
-                    reply, answer, correct, outcome, tokens in rows:  # fmt: skip
-                msgs = json.loads(messages) if messages else []
-                prompt = msgs[-1]["content"] if msgs else ""
+            for rep, case_id, society in chosen:
+                if budget <= 0:
+                    break
+                kept.append((rep, case_id, society))
+                rows = store.con.execute(
+                    "SELECT node, agent, round, step, pattern, messages_json, reply, answer, "
+                    "correct, outcome, total_tokens FROM calls WHERE society = ? AND repeat = ? "
+                    "AND case_id = ? ORDER BY node, agent",
+                    (society, rep, case_id),
+                )
                 key = f"{rep}|{case_id}|{society}"
-                if step == "persona":
-                    persona.setdefault(key, []).append([agent, prompt, reply])
-                    continue
-                # A prompt set without a role-play turn puts the persona in a system message.
-                first = round_index == 0 and bool(msgs) and msgs[0]["role"] == "system"
-                system = msgs[0]["content"] if first else None
-                calls.setdefault(f"{key}|{node}", []).append(
-                    {"g": agent, "p": prompt, "s": system, "r": reply, "a": answer,
-                     "c": bool(correct), "o": outcome, "t": tokens, "k": pattern}
-                )  # fmt: skip
+                for node, agent, round_index, step, pattern, messages, reply, answer, correct, \
+                        outcome, tokens in rows:  # fmt: skip
+                    msgs = json.loads(messages) if messages else []
+                    prompt = msgs[-1]["content"] if msgs else ""
+                    budget -= len(prompt) + len(reply or "")
+                    if step == "persona":
+                        persona.setdefault(key, []).append([agent, prompt, reply])
+                        continue
+                    # A prompt set without a role-play turn puts the persona in a system message.
+                    first = round_index == 0 and bool(msgs) and msgs[0]["role"] == "system"
+                    system = msgs[0]["content"] if first else None
+                    calls.setdefault(f"{key}|{node}", []).append(
+                        {"g": agent, "p": prompt, "s": system, "r": reply, "a": answer,
+                         "c": bool(correct), "o": outcome, "t": tokens, "k": pattern, "st": step}
+                    )  # fmt: skip
         except sqlite3.DatabaseError as exc:
             log.warning("%s: transcripts unavailable (%s)", info.path, exc)
         finally:
             store.con.close()
-        mine = votes[(votes["run"] == label) & (votes["repeat"] < repeats)]
+        mine = votes[votes["run"] == label]
+        trees = pd.MultiIndex.from_frame(mine[["repeat", "case_id", "society"]])
+        mine = mine[trees.isin(kept)]
         nodes = analysis.answers[analysis.answers["run"] == label][
             ["society", "strategy", "round", "node"]
         ].drop_duplicates()
@@ -147,22 +197,20 @@ def _transcripts(analysis: Analysis, repeats: int, max_cases: int | None) -> dic
         for (society, strategy, _round), node in sorted(node_of.items()):
             strategies.setdefault(society, {}).setdefault(strategy, []).append(node)
         agents = analysis.agents[analysis.agents["run"] == label]
+        case_ids = {c for _, c, _ in kept}
         out["runs"].append(
             {
                 "label": label,
                 "task": info.task_name,
-                "repeats": sorted({int(k.split("|")[0]) for k in calls}),
+                "trees": [list(t) for t in kept],
+                "total_trees": total,
+                "repeats": sorted({r for r, _, _ in kept}),
                 "cases": [
-                    {"id": c.id, "target": _fmt(c.target)}
+                    {"id": c.id, "target": _fmt(c.target), **_question(c.fields)}
                     for c in sorted(info.cases.values(), key=lambda c: c.index)
-                    if max_cases is None or c.index < max_cases
+                    if c.id in case_ids
                 ],
-                "societies": {
-                    s: [
-                        str(t) for t in agents[agents["society"] == s].sort_values("agent")["trait"]
-                    ]
-                    for s in analysis.society_order(label)
-                },
+                "societies": {s: _agent_labels(agents, s) for s in analysis.society_order(label)},
                 "strategies": strategies,
                 "calls": calls,
                 "persona": persona,
@@ -178,11 +226,41 @@ def script_json(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
 
 
+def _incomplete(analysis: Analysis) -> list[str]:
+    """One line per run whose cells mix sample sizes (interrupted, stopped or failed calls)."""
+    return [
+        f"{run}: {done:,} of {planned:,} society answers in the last round are complete; "
+        "cells with fewer are marked with their n"
+        for run, (done, planned) in incomplete_runs(analysis).items()
+    ]
+
+
+def _table2(analysis: Analysis) -> list[dict[str, object]]:
+    """Table 2's blocks, each cell with its n when the cell is incomplete."""
+    counts = {
+        (r, so, st): (n, p)
+        for r, so, st, n, p in cell_counts(analysis)[["run", "society", "strategy", "n", "planned"]]
+        .itertuples(index=False, name=None)
+    }  # fmt: skip
+    blocks = table2_blocks(analysis)
+    for block in blocks:
+        rows = []
+        for strategy, cells, w in block["rows"]:  # type: ignore[attr-defined]
+            marked = []
+            for society, (text, mark) in zip(block["societies"], cells, strict=True):  # type: ignore[call-overload]
+                n, planned = counts.get((block["run"], society, strategy), (0, 0))
+                marked.append((text, mark, f"n {n}/{planned}" if n < planned else ""))
+            rows.append((strategy, marked, w))
+        block["rows"] = rows
+    return blocks
+
+
 def render_report(
     analysis: Analysis,
     *,
-    transcript_repeats: int = 1,
+    transcript_repeats: int | None = None,
     transcript_cases: int | None = None,
+    transcripts: int = DEFAULT_TRANSCRIPTS,
     title: str | None = None,
 ) -> str:
     """The whole report as one HTML string."""
@@ -218,11 +296,12 @@ def render_report(
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         version=__version__,
         summary=_summary(analysis),
-        table2=table2_blocks(analysis),
+        table2=_table2(analysis),
+        incomplete=_incomplete(analysis),
         tables={name: Markup(_html_table(t)) for name, t in tables.items()},
         images=images,
         transcripts=Markup(
-            script_json(_transcripts(analysis, transcript_repeats, transcript_cases))
+            script_json(_transcripts(analysis, transcript_repeats, transcript_cases, transcripts))
         ),
     )
 

@@ -1,0 +1,35 @@
+"""How complete each cell of a run is: the report and the viewer mark cells that mix sample
+sizes (an interrupted or budget-stopped run) instead of presenting them as finished."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from societies.analysis.load import Analysis
+
+
+def cell_counts(analysis: Analysis) -> pd.DataFrame:
+    """Per run, society and strategy at the run's last round: ``n`` society answers whose every
+    agent's call is stored, out of ``planned`` (repeats x cases scheduled), and ``incomplete``."""
+    votes = analysis.votes
+    last = votes[votes["round"] == votes.groupby("run")["round"].transform("max")]
+    counts = last.groupby(["run", "society", "strategy"], observed=True, sort=False).agg(
+        n=("complete", "sum"), planned=("complete", "size")
+    )
+    out = counts.reset_index()
+    out["n"] = out["n"].astype(int)
+    out["incomplete"] = out["n"] < out["planned"]
+    return out
+
+
+def incomplete_runs(analysis: Analysis) -> dict[str, tuple[int, int]]:
+    """Runs with any incomplete cell: label → (complete society answers, planned)."""
+    counts = cell_counts(analysis)
+    out = {}
+    for run, sub in counts.groupby("run", observed=True, sort=False):
+        if sub["incomplete"].any():
+            out[str(run)] = (int(sub["n"].sum()), int(sub["planned"].sum()))
+    return out

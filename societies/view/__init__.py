@@ -1,0 +1,1 @@
+"""``societies view``: the web viewer over run stores (``app``) and all its SQL (``queries``)."""
