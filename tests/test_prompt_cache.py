@@ -60,7 +60,7 @@ def test_cached_input_share_and_dollars_saved_per_agent_and_round(tmp_path: Path
         )
         summary = asyncio.run(run_experiment(plan))
     assert summary.errors == 0
-    prices = {"sim-model": {"prompt": 2.0, "completion": 4.0, "cached": 0.5}}
+    prices = {"sim-model": {"input": 2.0, "output": 4.0, "cached": 0.5}}
     cache = societies.load_run(tmp_path / "run", prices=prices).cache
     con = sqlite3.connect(tmp_path / "run" / "store.sqlite")
     rows = con.execute(

@@ -17,7 +17,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from societies.analysis.accuracy import accuracy_table
 from societies.cli.main import user_errors
 from societies.config.load import Overrides, Plan, load_plans
 from societies.cost import (
@@ -159,21 +158,26 @@ def _run_with_progress(
 
 
 def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: CostMeter) -> None:
+    # imported here: pandas and the analysis stack would slow every CLI start otherwise
+    from societies.analysis.load import load_run
+    from societies.analysis.tables import accuracy_rows
+
     out = Console()
-    cells = {(c.society, c.strategy, c.round): c for c in accuracy_table(store, plan.task)}
+    cells = [(s.name, [t.name for t in plan.strategies[s.name]]) for s in plan.societies]
+    rows, incomplete = accuracy_rows(load_run(store.path).votes, cells, plan.rounds)
     table = Table(title=f"{plan.experiment.name}: accuracy (majority vote) by round")
     table.add_column("society")
     table.add_column("strategy")
     for r in range(plan.rounds + 1):
         table.add_column(f"r{r}", justify="right")
-    for society in plan.societies:
-        for strategy in plan.strategies[society.name]:
-            row = [society.name, strategy.name]
-            for r in range(plan.rounds + 1):
-                cell = cells.get((society.name, strategy.name, r))
-                row.append("-" if cell is None else f"{cell.accuracy:.3f}")
-            table.add_row(*row)
+    for row in rows:
+        table.add_row(*row)
     out.print(table)
+    if incomplete:
+        out.print(
+            "incomplete: (n=k/m) scores only the k of m case groups whose answer calls are all "
+            "stored; re-run to complete them"
+        )
     out.print(
         f"{summary.made} calls made, {summary.reused} reused from the store, "
         f"{summary.tokens:,} tokens, {summary.elapsed:.1f}s; "
