@@ -104,6 +104,12 @@ class ModelBackend(ABC):
     name: ClassVar[str]
     #: Validated from ``model.options`` in the experiment file.
     Options: ClassVar[type[BaseModel]] = NoOptions
+    #: Options that change how requests travel (server address, timeouts, retries, pacing)
+    #: but never a request or its reply: a run may resume after they change.
+    transport_options: ClassVar[frozenset[str]] = frozenset()
+    #: Answers cost nothing and are remade identically (the simulator): the runner then need
+    #: not commit each answer before admitting the next call.
+    free: ClassVar[bool] = False
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
@@ -112,6 +118,11 @@ class ModelBackend(ABC):
     @abstractmethod
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         """Answer one chat request. Raise the errors above; anything else is a bug."""
+
+    @classmethod  # noqa: B027  (optional hook, not abstract)
+    def preflight(cls, spec: ModelSpec) -> None:
+        """Check what can be checked before a run directory is created (an API key's
+        environment variable); raise ``ConfigError``."""
 
     async def aclose(self) -> None:  # noqa: B027  (optional hook, not abstract)
         """Release connections; called once when the run ends."""

@@ -172,4 +172,4 @@ def _replica_fault(exc: BaseException) -> Literal["refused", "failed"] | None:
     error = classify(exc, ())
     if not isinstance(error, Transient) or (error.status is not None and error.status < 500):
         return None
-    return "refused" if error.reason.startswith("connection error") else "failed"
+    return "refused" if error.connection else "failed"

@@ -117,6 +117,8 @@ class Runner:
         self.summary = RunSummary(planned=planned_calls(plan))
         self.stopping = False
         self.fatal: BaseException | None = None
+        #: A paid answer is buffered, not yet committed (see _call).
+        self._paid_unflushed = False
         self._vars: dict[str, dict[str, Any]] = {}
 
     def _tree(self, society: Society, case: Case, repeat: int) -> Node:
@@ -320,6 +322,12 @@ class Runner:
         async with self.semaphore:
             if self.stopping:
                 raise _StopRun
+            # Durable before admitted: every paid answer received so far is committed before
+            # this call is sent, so a crash re-sends at most the calls in flight (never a
+            # paid, answered one). Answers arriving together share one commit.
+            if self._paid_unflushed:
+                self._paid_unflushed = False
+                self.store.flush()
             started = time.perf_counter()
             text: str | None = None
             error: str | None = None
@@ -362,6 +370,7 @@ class Runner:
              spec.backend, model, params_json, attempts, outcome, error, request_hash,
              request_id, self.invocation, now())
         )  # fmt: skip
+        self._paid_unflushed |= not backend.free
         self.summary.made += 1
         self.summary.tokens += p + c
         if outcome == "error":
