@@ -17,7 +17,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from societies.backends.base import get_backend_class
-from societies.config.models import Experiment, ModelOverride, ModelSpec, SocietySpec, TaskSpec
+from societies.config.models import (
+    BriefingSpec,
+    Experiment,
+    ModelOverride,
+    ModelSpec,
+    SocietySpec,
+    TaskSpec,
+)
 from societies.config.validate import Locator, pydantic_error, read_experiment
 from societies.config.yaml_lines import PathKey, format_path
 from societies.errors import ConfigError, DataError
@@ -145,6 +152,7 @@ def _resolve(
     strategies, rounds = _resolve_strategies(experiment, societies, patterns, loc)
     used = {p for ss in strategies.values() for s in ss for plan in s.rounds for p in plan}
     prompts = PromptSet(experiment.prompts, base_dir)
+    _check_briefings(experiment, prompts, task, cases, loc)
     try:
         prompts.check(task, [patterns[p] for p in sorted(used)])
         if cases:
@@ -279,6 +287,7 @@ def _resolve_societies(
                         trait=traits[trait_name],
                         role=None if isinstance(a, str) else a.role,
                         model=model,
+                        briefing=(None if isinstance(a, str) else a.briefing) or spec.briefing,
                     )
                 )
             society_name = name or default_society_name([ag.trait.name for ag in agents_out])
@@ -334,3 +343,29 @@ def _resolve_strategies(
             resolved.append(strategy)
         out[society.name] = resolved
     return out, rounds or 0
+
+
+def _check_briefings(
+    experiment: Experiment, prompts: PromptSet, task: Task, cases: Sequence[Case], loc: Locator
+) -> None:
+    """Render every briefing for every case before anything is written: a variable a case
+    lacks is the file's error, found now rather than in the middle of a run."""
+    found: list[tuple[PathKey, BriefingSpec]] = []
+    for s_index, spec in enumerate(experiment.societies):
+        if spec.briefing is not None:
+            found.append((("societies", s_index, "briefing"), spec.briefing))
+        if isinstance(spec.agents, list):
+            for a_index, a in enumerate(spec.agents):
+                if not isinstance(a, str) and a.briefing is not None:
+                    where: PathKey = ("societies", s_index, "agents", a_index, "briefing")
+                    found.append((where, a.briefing))
+    for path, briefing in found:
+        for name in ("template", "answer"):
+            source = getattr(briefing, name)
+            if source is None:
+                continue
+            for case in cases:
+                try:
+                    prompts.render_case(source, task, case)
+                except ConfigError as exc:
+                    raise loc.error((*path, name), f"case {case.id}: {exc.message}") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from societies.config.models import ModelOverride, ModelSpec
+from societies.config.models import BriefingSpec, ModelOverride, ModelSpec
 from societies.society.traits import Trait
 
 
@@ -16,6 +16,8 @@ class Agent:
     #: The agent's expertise; ``None`` lets the prompt set pick the task's or the case's role.
     role: str | None
     model: ModelSpec
+    #: Private information rendered per case for this agent only.
+    briefing: BriefingSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
