@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from societies.analysis import cost as cost_mod
-from societies.analysis import metrics, stats
+from societies.analysis import metrics, reversal, stats
 from societies.errors import StoreError
 from societies.store.db import STORE_FILE, RunStore
 from societies.tasks.base import Case, Task, get_task_class
@@ -208,6 +208,22 @@ class Analysis:
         return metrics.parse_failures(self.calls)
 
     @cached_property
+    def probes(self) -> pd.DataFrame:
+        """The cases that are reversal probes: run, case_id, pair_id, direction."""
+        return reversal.probe_table(
+            (label, cid, str(case.fields["pair_id"]), str(case.fields["direction"]))
+            for label, info in self.runs.items()
+            for cid, case in info.cases.items()
+            if "pair_id" in case.fields and case.fields.get("direction") in reversal.DIRECTIONS
+        )
+
+    @cached_property
+    def reversal_gap(self) -> pd.DataFrame:
+        """Per society x strategy x round: forward - backward accuracy over paired probes,
+        with a bootstrap 95% CI; empty for runs without reversal probes."""
+        return reversal.reversal_gap(self.votes, self.probes)
+
+    @cached_property
     def anova(self) -> pd.DataFrame:
         return stats.anova_tables(self.accuracy_by_repeat)
 
@@ -228,7 +244,7 @@ class Analysis:
             "behaviour": self.behaviour,
             "parse_failures": self.parse_failures,
             "anova": self.anova,
-        }
+        } | ({"reversal_gap": self.reversal_gap} if len(self.probes) else {})
 
 
 def load_run(

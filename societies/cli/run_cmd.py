@@ -19,6 +19,7 @@ from rich.table import Table
 
 from societies.analysis.load import load_run
 from societies.analysis.metrics import pooled_accuracy
+from societies.analysis.reversal import reversal_lines
 from societies.cli.main import user_errors
 from societies.cost import (
     CostMeter,
@@ -162,7 +163,8 @@ def _run_with_progress(
 
 def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: CostMeter) -> None:
     out = Console()
-    cells = pooled_accuracy(load_run(plan.output).votes)
+    analysis = load_run(plan.output)
+    cells = pooled_accuracy(analysis.votes)
     table = Table(title=f"{plan.experiment.name}: accuracy (majority vote) by round")
     table.add_column("society")
     table.add_column("strategy")
@@ -176,6 +178,8 @@ def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: Cost
                 row.append("-" if cell is None else f"{cell:.3f}")
             table.add_row(*row)
     out.print(table)
+    for line in reversal_lines(analysis.reversal_gap):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
     out.print(
         f"{summary.made} calls made, {summary.reused} reused from the store, "
         f"{summary.tokens:,} tokens, {summary.elapsed:.1f}s; "

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from random import Random
 
 from societies.tasks.chess import generate_games
+from societies.tasks.reversal import generate_reversal
 from societies.tasks.rows import Row
 
 
@@ -30,4 +31,5 @@ def generate_arithmetic(n: int, seed: int, high: int = 30) -> list[Row]:
 GENERATORS: dict[str, tuple[Callable[[int, int], list[Row]], str]] = {
     "chess": (generate_games, "chess"),
     "arithmetic": (generate_arithmetic, "gsm8k"),
+    "reversal": (generate_reversal, "reversal"),
 }
