@@ -39,6 +39,7 @@ def make_grid(
                         "agent": agent,
                         "trait": trait,
                         "pattern": pattern,
+                        "sees_peers": pattern == "debate",
                         "answer": answer,
                         "correct": answer is not None and answer == targets[case_id],
                         "outcome": "ok",

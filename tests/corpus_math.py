@@ -2,8 +2,10 @@
 
 Written for this project. Each entry: (reply, target, paper answer, paper correct, robust
 answer, robust correct). ``paper`` is the reference: the last ``\\boxed{`` found scanning
-forward, its unit strings stripped, graded after removing braces and lower-casing against the
-target exactly as written. ``robust`` canonicalises the last box and grades by equivalence.
+forward, as it stands (braces and unit strings kept: the reference strips its unit strings
+only before the vote and the grading), graded after stripping them, removing braces and
+lower-casing, against the target exactly as written. ``robust`` canonicalises the last box
+and grades by equivalence.
 """
 
 from __future__ import annotations
@@ -66,19 +68,33 @@ CORPUS: list[Entry] = [
     ("$\\boxed{\\pi \\cdot 2}$", "2\\pi", "\\pi \\cdot 2", False, "\\pi\\cdot2", True),
     ("$\\boxed{x^2+2x+1}$", "(x+1)^2", "x^2+2x+1", False, "x^2+2x+1", True),
     ("$\\boxed{\\left(1, 2\\right)}$", "(1,2)", "\\left(1, 2\\right)", False, "(1,2)", True),
-    ("\\boxed{{12}}", "12", "12", True, "12", True),
+    ("\\boxed{{12}}", "12", "{12}", True, "12", True),
     ("\\boxed{\\text{12}}", "12", "\\text{12}", False, "\\text{12}", True),
     ("$\\boxed{1.5}$", "\\frac{3}{2}", "1.5", False, "\\frac{3}{2}", True),
     ("$\\boxed{10^{2}}$", "100", "10^{2}", False, "10^{2}", True),
     # -- units and the reference's unit strings -----------------------------------------
-    ("The angle is $\\boxed{60^\\circ}$.", "60", "60", True, "60", True),
+    ("The angle is $\\boxed{60^\\circ}$.", "60", "60^\\circ", True, "60", True),
     ("The angle is $\\boxed{60^{\\circ}}$.", "60", "60^{\\circ}", False, "60", True),
-    ("It measures $\\boxed{60°}$.", "60", "60", True, "60", True),
-    ("The side is $\\boxed{12 \\text{ cm}}$.", "12", "12", True, "12\\text{cm}", True),
-    ("The side is $\\boxed{12\\, \\text{cm}}$.", "12", "12", True, "12\\text{cm}", True),
-    ("So $\\boxed{x = 7}$.", "7", "7", True, "x=7", True),
+    ("It measures $\\boxed{60°}$.", "60", "60°", True, "60", True),
+    ("The side is $\\boxed{12 \\text{ cm}}$.", "12", "12 \\text{ cm}", True, "12\\text{cm}", True),
+    (
+        "The side is $\\boxed{12\\, \\text{cm}}$.",
+        "12",
+        "12\\, \\text{cm}",
+        True,
+        "12\\text{cm}",
+        True,
+    ),
+    ("So $\\boxed{x = 7}$.", "7", "x = 7", True, "x=7", True),
     ("Hence $\\boxed{x=7}$.", "7", "x=7", False, "x=7", True),
-    ("The total is $\\boxed{90 \\text{ degrees}}$.", "90", "90 ", False, "90\\text{degrees}", True),
+    (
+        "The total is $\\boxed{90 \\text{ degrees}}$.",
+        "90",
+        "90 \\text{ degrees}",
+        False,
+        "90\\text{degrees}",
+        True,
+    ),
     ("Therefore $\\boxed{\\$18}$.", "18", "\\$18", False, "\\$18", True),
     # -- several boxes: the last counts -------------------------------------------------
     (
@@ -140,7 +156,7 @@ CORPUS: list[Entry] = [
     ("Final answer: 978121", "978121", None, False, None, False),
     ("I am unable to solve this problem.", "2", None, False, None, False),
     ("", "2", None, False, None, False),
-    ("Put your answer in the form \\boxed{{answer}}.", "2", "answer", False, "answer", False),
+    ("Put your answer in the form \\boxed{{answer}}.", "2", "{answer}", False, "answer", False),
     (
         "So $y = \\frac{1}{x}$ has one asymptote; with the others there are 2 in total.",
         "2",

@@ -77,7 +77,8 @@ def test_accuracy_leaves_out_incomplete_groups_and_averages_repeats() -> None:
     assert list(by_repeat["accuracy"]) == [0.5, 1.0]
     summary = metrics.accuracy_summary(by_repeat).iloc[0]
     assert summary["mean"] == pytest.approx(0.75)
-    assert summary["std"] == pytest.approx(0.25)  # population std of (0.5, 1.0)
+    # the study's sample std (ddof=1) of (0.5, 1.0): sqrt(2 * 0.25**2 / 1)
+    assert summary["std"] == pytest.approx(0.25 * 2**0.5)
     assert summary["n_repeats"] == 2 and summary["n_cases"] == 4
     sample = metrics.accuracy_summary(by_repeat, ddof=1).iloc[0]
     assert sample["std"] == pytest.approx(np.std([0.5, 1.0], ddof=1))

@@ -28,6 +28,10 @@ from societies.tasks.generic import GenericTask
 from societies.tasks.math import canonical, strip_outer_braces
 from societies.tasks.numeric import last_number, robust_number
 
+#: A linear parser finishes these in seconds even on a loaded machine; a quadratic one would
+#: take hours, so it fails here instead of stalling the run.
+pytestmark = pytest.mark.timeout(60)
+
 OPTIONS = ["Ribosome", "Mitochondrion", "Golgi apparatus", "Lysosome"]
 PARSERS: dict[str, Callable[[str], object]] = {
     "robust_mmlu": robust_mmlu,

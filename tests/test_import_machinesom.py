@@ -17,6 +17,7 @@ import societies
 from societies.cli.main import cli
 from societies.errors import DataError
 from societies.importers.machinesom import safe_load
+from tests import reference_rules
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "experiments" / "data" / "quickstart_mmlu.jsonl"  # qs-01: B, qs-02: A
@@ -202,9 +203,12 @@ def test_import_of_the_reference_transcripts(tmp_path: Path, shared_dir: Path) -
     analysis = societies.load_run(tmp_path / "run")
     answers = analysis.answers
     assert (answers["outcome"] == "ok").all()
+    choices = [json.loads(line)["choices"] for line in data.read_text().splitlines()]
+    checked = 0
     for run in mmlu:
         for a, messages in enumerate(run["agents"]):
             mine = answers[(answers["strategy"] == run["strategy"]) & (answers["agent"] == a)]
-            parsed = [analysis.runs["machinesom-mmlu"].task.parse(m["content"])
-                      for m in messages[3::2]]  # fmt: skip
+            parsed = [reference_rules.mmlu(m["content"], choices[0]) for m in messages[3::2]]
             assert mine.sort_values("round")["answer"].tolist() == parsed
+            checked += len(parsed)
+    assert checked == len(mmlu) * 3 * 4

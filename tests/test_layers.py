@@ -19,7 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "tasks": {"errors"},
     "config": {"errors"},
     "society": {"errors", "resources", "config", "tasks"},
-    "analysis": {"errors", "store", "tasks"},
+    "analysis": {"errors", "store", "tasks", "config", "society", "cost"},
     "report": {"errors", "store", "tasks", "analysis", "__init__"},
 }
 

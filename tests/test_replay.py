@@ -48,7 +48,10 @@ async def test_an_unrecorded_request_is_named(tmp_path: Path, recorded: Path) ->
 
 
 async def test_one_more_round_pays_only_for_the_new_calls(tmp_path: Path, recorded: Path) -> None:
-    fallback = {"backend": "sim", "name": "default"}
+    """Every recorded call is replayed and only the new round's calls reach the fallback: the
+    fallback is a sim model of another name, so each stored call says which of the two
+    answered it (were replay never to match, the fallback would answer all of them)."""
+    fallback = {"backend": "sim", "name": "fallback"}
     experiment = write_experiment(
         tmp_path, name="more", rounds=3, model=replay_model(recorded, fallback=fallback)
     )
@@ -57,6 +60,16 @@ async def test_one_more_round_pays_only_for_the_new_calls(tmp_path: Path, record
     old = answers(recorded)
     new = answers(tmp_path / "more")
     assert all(new[key] == value for key, value in old.items())
+    by_model: dict[str, set[tuple[object, ...]]] = {}
+    for row in calls(tmp_path / "more"):
+        by_model.setdefault(row["model"], set()).add(position(row))
+    recorded_model = {row["model"] for row in calls(recorded)}
+    assert recorded_model == {"sim:default"}
+    # the recorded run: 3 cases x 3 agents x (role-play + 7 nodes of 2 rounds)
+    assert by_model["sim:default"] == set(old) and len(old) == 3 * 3 * (1 + 1 + 2 + 4)
+    # the new round: 8 nodes per case and agent, all from the fallback
+    assert len(by_model["sim:fallback"]) == 3 * 3 * 8
+    assert set(by_model) == {"sim:default", "sim:fallback"}
 
 
 async def test_replay_from_a_jsonl_transcript_into_another_model_name(

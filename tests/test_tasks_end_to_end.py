@@ -55,13 +55,18 @@ def test_sim_replies_parse_back_to_their_answer(name: str, extraction: str) -> N
                 answer = sim.sim_answer(case, correct, rng)
                 reply = sim.sim_reply(case, answer, rng)
                 parsed = task.parse_case(reply, case)
-                if not (extraction == "paper" and name == "mmlu"):
-                    assert parsed == answer, (reply, answer)
-                assert task.score(parsed, case) is correct or (
-                    extraction == "paper" and name == "math"
-                ), reply
+                assert parsed == answer, (reply, answer)
+                assert task.score(parsed, case) is (correct and _gradable(task, case)), reply
         if not (extraction == "paper" and name in ("jsonl", "reversal")):  # any last line
             assert task.parse_case(sim.sim_reply(case, None, rng), case) is None
+
+
+def _gradable(task: Task, case: Case) -> bool:
+    """Whether a right answer can be graded right at all. The reference's MATH grading
+    removes every brace from the answer but none from the target, so in ``paper`` mode a
+    target with braces (``\\frac{1}{2}``) never matches; the study's 50 targets are plain
+    integers and never meet this."""
+    return not (task.name == "math" and task.extraction == "paper" and "{" in str(case.target))
 
 
 def _cases(task: Task) -> list[Case]:
@@ -71,7 +76,10 @@ def _cases(task: Task) -> list[Case]:
     elif task.name == "math":
         rows = [{"problem": "p", "answer": a} for a in ("7", "-3", "\\frac{1}{2}", "2\\sqrt{3}")]
     elif task.name == "mmlu":
-        rows = [{"question": "q", "choices": ["1", "2", "3", "4"], "answer": "C"}]
+        # option texts that the sim's explanations never contain, so the reference's rule
+        # (the option text quoted last wins over the letter) reads the quoted option
+        choices = ["mitochondria", "nucleus", "ribosome", "golgi apparatus"]
+        rows = [{"question": "q", "choices": choices, "answer": "C"}]
     else:
         rows = [dict(r) for r in generate_arithmetic(5, 2)]
         if task.name == "jsonl":

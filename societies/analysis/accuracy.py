@@ -1,4 +1,5 @@
-"""The study's majority vote: the one rule every accuracy, consensus and vote table uses."""
+"""The study's majority vote: the one rule every accuracy (CLI, ``load_run``, report) goes
+through."""
 
 from __future__ import annotations
 

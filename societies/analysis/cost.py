@@ -17,29 +17,28 @@ import numpy as np
 import pandas as pd
 
 from societies.analysis.metrics import CASE, CELL, accuracy_by_repeat, accuracy_summary
-
-#: Price of a model in dollars per million tokens: ``{"prompt": .., "completion": ..}`` and
-#: optionally ``"cached"`` (cached prompt tokens; default: the prompt price).
-Prices = Mapping[str, Mapping[str, float]]
+from societies.config.models import Price
+from societies.cost import find_price
 
 
-def call_usd(calls: pd.DataFrame, prices: Prices) -> pd.Series:
-    """Dollars of each call from its model's price; NaN for a model the table lacks. A price
-    key matches the model the call reports, or ``backend:model``."""
+def call_usd(calls: pd.DataFrame, table: Mapping[str, Price]) -> pd.Series:
+    """Dollars of each call, priced as the run's budget prices it (``societies.cost``): the
+    model's longest listed prefix in ``table``, input / cached / output prices per million
+    tokens. NaN for a model the table does not price."""
     usd = pd.Series(np.nan, index=calls.index, dtype=float)
-    qualified = calls["backend"].astype(str) + ":" + calls["model"].astype(str)
-    for model, price in prices.items():
-        rows = (calls["model"] == model) | (qualified == model)
-        if not rows.any():
+    for model in calls["model"].dropna().unique():
+        price = find_price(table, str(model))
+        if price is None:
             continue
-        prompt, completion = float(price["prompt"]), float(price["completion"])
-        cached_price = float(price.get("cached", prompt))
+        rows = calls["model"] == model
         sub = calls.loc[rows]
-        cached = sub["cached_tokens"].astype(float)
+        prompt = sub["prompt_tokens"].astype(float).fillna(0.0)
+        cached = np.minimum(sub["cached_tokens"].astype(float).fillna(0.0), prompt)
+        cached_price = price.input if price.cached is None else price.cached
         usd.loc[rows] = (
-            (sub["prompt_tokens"] - cached) * prompt
+            (prompt - cached) * price.input
             + cached * cached_price
-            + sub["completion_tokens"] * completion
+            + sub["completion_tokens"].astype(float).fillna(0.0) * price.output
         ) / 1e6
     return usd
 
@@ -97,7 +96,7 @@ def run_billed(calls: pd.DataFrame, value: str = "total_tokens") -> pd.DataFrame
     return out.unstack("step", fill_value=0).reset_index().rename_axis(columns=None)
 
 
-def self_consistency(votes: pd.DataFrame, costs: pd.DataFrame, ddof: int = 0) -> pd.DataFrame:
+def self_consistency(votes: pd.DataFrame, costs: pd.DataFrame, ddof: int = 1) -> pd.DataFrame:
     """The self-consistency baseline: the majority of the agents' round-0 answers, before any
     collaboration. Round 0 is shared by every strategy, so one strategy's row is taken per
     case. Its cost is the round-0 cost (study and billed) of the same table."""

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from societies.analysis.load import Analysis
 
 _COLORS = {"T→F": "#d62728", "F→T": "#2ca02c", "T→T": "#1f77b4", "F→F": "#7f7f7f"}
-_BEHAVIOUR_COLORS = ["#2ca02c", "#d62728", "#ff7f0e", "#1f77b4", "#7f7f7f"]
+_BEHAVIOUR_COLORS = ["#2ca02c", "#d62728", "#ff7f0e", "#bcbd22", "#1f77b4", "#7f7f7f"]
 
 
 _MAX_COLUMNS = 3

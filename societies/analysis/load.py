@@ -7,7 +7,7 @@ experiment file nor its data. Tables are computed on first use and kept.
 
 from __future__ import annotations
 
-import json
+import logging
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,10 +18,15 @@ from typing import Any
 import pandas as pd
 
 from societies.analysis import cost as cost_mod
-from societies.analysis import metrics, reversal, stats
+from societies.analysis import metrics
+from societies.analysis.stored import check_prices, peer_patterns, stored_task
+from societies.config.models import Price
+from societies.cost import price_table
 from societies.errors import StoreError
 from societies.store.db import STORE_FILE, RunStore
-from societies.tasks.base import Case, Task, get_task_class
+from societies.tasks.base import Case, Task
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class RunInfo:
     task: Task
     cases: dict[str, Case]
     rounds: int
+    #: Per pattern name: whether it shows the agent its peers (conformity counts those turns).
+    sees_peers: dict[str, bool]
 
 
 def _store_path(path: Path) -> Path:
@@ -45,19 +52,9 @@ def _store_path(path: Path) -> Path:
 def _read_run(path: Path, label: str | None, taken: set[str]) -> tuple[RunInfo, dict[str, Any]]:
     store = RunStore(_store_path(path), readonly=True)
     try:
+        task, cases, config = stored_task(store)
         row = store.run_row()
-        if row is None:
-            raise StoreError(f"{path}: the store holds no run")
-        try:
-            task_cls = get_task_class(row["task"])
-        except KeyError as exc:
-            raise StoreError(f"{path}: cannot score this run: {exc.args[0]}") from None
-        config = json.loads(row["config_json"])
-        task = task_cls(row["extraction"], (config.get("task") or {}).get("options"))
-        cases = {
-            cid: task.case_from_stored(cid, idx, json.loads(fields))
-            for cid, idx, fields in store.case_rows()
-        }
+        assert row is not None  # stored_task checked it
         frames = store.frames()
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: cannot read the run store ({exc})") from None
@@ -67,8 +64,22 @@ def _read_run(path: Path, label: str | None, taken: set[str]) -> tuple[RunInfo, 
     if name in taken:
         name = f"{name} ({path})"
     rounds = int(frames["nodes"]["round"].max()) if len(frames["nodes"]) else 0
-    info = RunInfo(name, path, str(row["name"]), str(row["task"]), config, task, cases, rounds)
+    info = RunInfo(
+        name, path, str(row["name"]), str(row["task"]), config, task, cases, rounds,
+        peer_patterns(config),
+    )  # fmt: skip
     return info, frames
+
+
+def _missing_answer_calls(frames: dict[str, pd.DataFrame]) -> int:
+    """Answer calls the run's tree asks for that are not stored with an answer slot (not
+    made yet, or failed for good): cheap, from the frames already read."""
+    nodes = frames["nodes"][["repeat", "case_id", "society", "node"]].drop_duplicates()
+    sizes = frames["agents"].groupby("society").size()
+    expected = int(nodes["society"].map(sizes).fillna(0).sum())
+    calls = frames["calls"]
+    answered = calls[(calls["step"] == "answer") & calls["outcome"].isin(metrics.ANSWERED)]
+    return max(expected - len(answered), 0)
 
 
 class Analysis:
@@ -79,18 +90,33 @@ class Analysis:
         paths: Sequence[Path],
         *,
         labels: Sequence[str] | None = None,
-        prices: cost_mod.Prices | None = None,
-        ddof: int = 0,
+        prices: Mapping[str, Price | Mapping[str, float]] | None = None,
+        ddof: int = 1,
     ) -> None:
         if not paths:
             raise ValueError("load_run needs at least one run directory")
-        self.prices = prices
+        given = check_prices(prices) if prices is not None else None
+        self.prices = given
         self.ddof = ddof
         self.runs: dict[str, RunInfo] = {}
+        #: Per run label: answer calls its tree asks for that are not stored with an answer
+        #: (a run still going, or calls that failed). Empty when every run is complete.
+        self.incomplete: dict[str, int] = {}
         parts: dict[str, list[pd.DataFrame]] = {"calls": [], "nodes": [], "agents": [], "cases": []}
         for i, path in enumerate(paths):
             info, frames = _read_run(Path(path), labels[i] if labels else None, set(self.runs))
             self.runs[info.label] = info
+            missing = _missing_answer_calls(frames)
+            if missing:
+                self.incomplete[info.label] = missing
+                log.warning(
+                    "%s: incomplete run, %d answer calls not stored or failed; the tables "
+                    "leave their groups out (see n_incomplete)", info.label, missing,
+                )  # fmt: skip
+            if given is not None:
+                run_prices = check_prices(info.config.get("prices") or {}, "run prices")
+                table = price_table({**run_prices, **given})
+                frames["calls"]["usd"] = cost_mod.call_usd(frames["calls"], table)
             for key, frame in frames.items():
                 parts[key].append(frame.assign(run=info.label, task=info.task_name))
         calls, nodes, agents, cases = (pd.concat(parts[k], ignore_index=True) for k in parts)
@@ -98,8 +124,6 @@ class Analysis:
         self.cases: pd.DataFrame = cases
         calls = calls.merge(agents[["run", "society", "agent", "trait"]], how="left")
         calls["answer"] = pd.Series(metrics.clean_answers(calls["answer"]), dtype=object)
-        if prices:
-            calls["usd"] = cost_mod.call_usd(calls, prices)
         #: One row per stored model call (persona turns included).
         self.calls: pd.DataFrame = calls
         self._nodes = nodes
@@ -121,9 +145,32 @@ class Analysis:
         grid["outcome"] = grid["outcome"].fillna("missing")
         grid["correct"] = grid["correct"].fillna(0).astype(bool)
         grid["answer"] = pd.Series(metrics.clean_answers(grid["answer"]), dtype=object)
+        grid["extraction"] = grid["run"].map({k: i.task.extraction for k, i in self.runs.items()})
+        peers = {(k, p): s for k, i in self.runs.items() for p, s in i.sees_peers.items()}
+        grid["sees_peers"] = [
+            bool(peers.get((r, p), False))
+            for r, p in zip(grid["run"], grid["pattern"], strict=True)
+        ]
         order = ["run", "task", "repeat", "case_id", "society", "strategy", "round", "agent"]
         rest = [c for c in grid.columns if c not in order]
-        return grid[order + rest].sort_values(order, ignore_index=True)
+        grid = grid[order + rest].sort_values(order, ignore_index=True)
+        grid["vote"] = self._votes(grid)
+        return grid
+
+    def _votes(self, grid: pd.DataFrame) -> pd.Series:
+        """Each answer as its round's vote counts it: the run's task vote rule (the study's
+        MATH rule unifies ``x`` with a peer's ``{x}``) applied to each round's answers."""
+        votes = list(grid["answer"])
+        for label, info in self.runs.items():
+            rule = info.task.vote_rule()
+            if rule is None:
+                continue
+            rows = grid.index[grid["run"] == label]
+            for idx in grid.loc[rows].groupby(metrics.GROUP[1:], observed=True).indices.values():
+                at = rows[idx]
+                for i, v in zip(at, rule([votes[i] for i in at]), strict=True):
+                    votes[i] = v
+        return pd.Series(votes, index=grid.index, dtype=object)
 
     def society_order(self, run: str) -> list[str]:
         """The run's societies in the order its experiment lists them."""
@@ -149,6 +196,8 @@ class Analysis:
     def accuracy(self) -> pd.DataFrame:
         """Per society x strategy x round: mean ± std over repeats and a bootstrap 95% CI."""
         summary = metrics.accuracy_summary(self.accuracy_by_repeat, ddof=self.ddof)
+        from societies.analysis import stats  # scipy: imported when a table needs it
+
         return summary.merge(stats.accuracy_cis(self.votes), on=metrics.CELL, how="left")
 
     @cached_property
@@ -184,7 +233,7 @@ class Analysis:
 
     @cached_property
     def conformity_turns(self) -> pd.DataFrame:
-        return metrics.conformity(self.answers)
+        return metrics.conformity(self.answers, self.score)
 
     @cached_property
     def conformity(self) -> pd.DataFrame:
@@ -210,6 +259,8 @@ class Analysis:
     @cached_property
     def probes(self) -> pd.DataFrame:
         """The cases that are reversal probes: run, case_id, pair_id, direction."""
+        from societies.analysis import reversal
+
         return reversal.probe_table(
             (label, cid, str(case.fields["pair_id"]), str(case.fields["direction"]))
             for label, info in self.runs.items()
@@ -221,10 +272,14 @@ class Analysis:
     def reversal_gap(self) -> pd.DataFrame:
         """Per society x strategy x round: forward - backward accuracy over paired probes,
         with a bootstrap 95% CI; empty for runs without reversal probes."""
+        from societies.analysis import reversal
+
         return reversal.reversal_gap(self.votes, self.probes)
 
     @cached_property
     def anova(self) -> pd.DataFrame:
+        from societies.analysis import stats
+
         return stats.anova_tables(self.accuracy_by_repeat)
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -249,13 +304,19 @@ class Analysis:
 
 def load_run(
     *paths: str | Path | Sequence[str | Path],
-    prices: Mapping[str, Mapping[str, float]] | None = None,
+    prices: Mapping[str, Price | Mapping[str, float]] | None = None,
     labels: Sequence[str] | None = None,
-    ddof: int = 0,
+    ddof: int = 1,
 ) -> Analysis:
     """Load one or several run directories (or store files): ``load_run("runs/a", "runs/b")``
-    or ``load_run(["runs/a", "runs/b"])``. ``prices`` (dollars per million tokens per model)
-    adds dollar columns to the cost table."""
+    or ``load_run(["runs/a", "runs/b"])``.
+
+    ``prices`` adds dollar columns to the cost table. It uses the experiment file's schema,
+    ``{"gpt-4o-mini": {"input": 0.15, "output": 0.6, "cached": 0.075}}`` (dollars per million
+    tokens), over the built-in table and the run's own ``prices``, matched by longest model-id
+    prefix exactly as the run's budget matched them; a bad key is a ``ConfigError``. ``ddof``
+    is that of the std over repeats (1: the sample std, as the study's tables print).
+    An incomplete run (``Analysis.incomplete``) is logged as a warning."""
     flat: list[Path] = []
     for p in paths:
         if isinstance(p, str | Path):

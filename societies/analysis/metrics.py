@@ -2,10 +2,18 @@
 
 An answer grid is a DataFrame with one row per repeat x case x society x strategy x round x agent
 and the columns ``run, task, repeat, case_id, society, strategy, round, agent, answer, correct``
-(plus ``trait``, ``pattern`` and ``outcome`` where a metric needs them). ``answer`` is the parsed
-answer or ``None`` (unparsed, or no reply). ``load_run`` builds the grid from a run store; the
-tests build small grids by hand. Every function here is deterministic and reads nothing else, so
-a metric can be checked against a hand-computed value.
+(plus ``trait``, ``sees_peers`` and ``outcome`` where a metric needs them). ``answer`` is the
+parsed answer or ``None`` (unparsed, or no reply). Optional columns: ``vote``, the answer as
+the round's vote counts it (a task's vote rule applied to the round, see
+``Task.vote_rule``; default: ``answer``), and ``extraction``, ``"paper"`` for a run graded
+with the study's rules (default: ``"robust"``).
+
+Where the study's code and this project's definitions differ, ``paper`` rows follow the
+study's code (quirks included, said at each function) and ``robust`` rows ours.
+
+``load_run`` builds the grid from a run store; the tests build small grids by hand. Every
+function here is deterministic and reads nothing else, so a metric can be checked against a
+hand-computed value.
 
 Majority voting always goes through :func:`societies.analysis.accuracy.majority_vote`, the one
 implementation of the study's rule.
@@ -16,7 +24,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,9 +44,12 @@ BEHAVIOURS = (
     "fixes a mistake",
     "breaks a correct answer",
     "wavers",
+    "other changes",
     "stays correct",
     "stays wrong",
 )
+#: The study's wavering strings (four rounds), exactly as its ``evaluate.py`` lists them.
+PAPER_WAVERS = frozenset({"1010", "1001", "0110", "0101"})
 
 
 def clean_answers(values: Any) -> list[Any]:
@@ -48,6 +59,24 @@ def clean_answers(values: Any) -> list[Any]:
     and would silently split the missing answers into separate votes.
     """
     return [None if (v is None or (isinstance(v, float) and v != v)) else v for v in values]
+
+
+def _votes(df: pd.DataFrame) -> list[Any]:
+    """The answers as the vote counts them: ``vote`` when the grid has it, else ``answer``."""
+    return clean_answers(df["vote" if "vote" in df else "answer"].to_numpy(dtype=object))
+
+
+def _paper(df: pd.DataFrame) -> np.ndarray:
+    if "extraction" not in df:
+        return np.zeros(len(df), dtype=bool)
+    return (df["extraction"] == "paper").to_numpy()
+
+
+def paper_key(answer: str | None) -> str:
+    """How the study's conformity and consistency code compares answers: ``str(answer)``
+    lower-cased and stripped, so a missing answer is the string ``"none"`` (and agrees with
+    another missing answer, or with a reply whose answer is "None")."""
+    return str(answer).lower().strip()
 
 
 class _Grouped:
@@ -84,22 +113,27 @@ def vote_table(answers: pd.DataFrame, score: Scorer, keys: Sequence[str] = GROUP
 
     Columns: the keys, ``n_agents``, ``majority`` (``None`` for a tie at the top, all answers
     different included), ``correct`` (a ``None`` majority is wrong), ``n_distinct`` (distinct
-    answers, ``None`` counted as one value) and ``complete`` (every agent's call is stored with
-    an outcome that gives it an answer slot; incomplete groups are a run still going or calls
-    that failed for good, and the accuracy tables leave them out rather than score them wrong).
+    answers, ``None`` counted as one value; ``paper`` rows compare them as :func:`paper_key`
+    does, as the study's consistency code did), ``extraction`` and ``complete`` (every agent's
+    call is stored with an outcome that gives it an answer slot; incomplete groups are a run
+    still going or calls that failed for good, and the accuracy tables leave them out rather
+    than score them wrong).
     """
     groups = _Grouped(answers, list(keys))
-    values = groups.take(clean_answers(answers["answer"].to_numpy(dtype=object)))
+    values = groups.take(_votes(answers))
+    paper = groups.take(_paper(answers))
     majority: list[str | None] = []
     n_distinct: list[int] = []
     for start, end in zip(groups.starts, groups.ends, strict=True):
         votes = values[start:end]
         majority.append(majority_vote(votes))
-        n_distinct.append(len(set(votes)))
+        distinct = {paper_key(v) for v in votes} if paper[start] else set(votes)
+        n_distinct.append(len(distinct))
     out = groups.heads.assign(
         n_agents=np.subtract(groups.ends, groups.starts),
         majority=pd.Series(majority, dtype=object),
         n_distinct=n_distinct,
+        extraction=["paper" if paper[start] else "robust" for start in groups.starts],
     )
     out["complete"] = groups.all(_answered(answers))
     run_col = out["run"].to_numpy(dtype=object) if "run" in out else [""] * len(out)
@@ -119,44 +153,45 @@ def vote_table(answers: pd.DataFrame, score: Scorer, keys: Sequence[str] = GROUP
 def accuracy_by_repeat(votes: pd.DataFrame) -> pd.DataFrame:
     """Accuracy of each cell in each repeat: the share of cases whose majority is correct.
 
-    Only complete groups count; ``n_cases`` says how many did. A cell with no complete group
-    has no row.
+    Only complete groups count; ``n_cases`` says how many did and ``n_incomplete`` how many
+    groups were left out (calls not stored or failed). A cell with no complete group has no
+    row.
     """
+    keys = [*CELL, "repeat"]
     done = votes[votes["complete"]]
-    grouped = done.groupby([*CELL, "repeat"], observed=True)["correct"]
+    grouped = done.groupby(keys, observed=True)["correct"]
     out = grouped.agg(accuracy="mean", n_cases="size").reset_index()
     out["accuracy"] = out["accuracy"].astype(float)
+    missing = (~votes["complete"]).groupby([votes[k] for k in keys], observed=True).sum()
+    out = out.merge(missing.rename("n_incomplete").reset_index(), on=keys, how="left")
+    out["n_incomplete"] = out["n_incomplete"].fillna(0).astype(int)
     return out
 
 
-def accuracy_summary(by_repeat: pd.DataFrame, ddof: int = 0) -> pd.DataFrame:
+def accuracy_summary(by_repeat: pd.DataFrame, ddof: int = 1) -> pd.DataFrame:
     """Mean ± std of the per-repeat accuracy of every cell (society x strategy x round).
 
-    ``std`` is the population std over repeats (``ddof=0``, numpy's default) so that one repeat
-    gives 0 rather than NaN; pass ``ddof=1`` for the sample std.
+    ``std`` is the sample std over repeats (``ddof=1``), as the study's tables print it (two
+    repeats at 0.5 and 0.6 give 0.0707); one repeat gives NaN, since one repeat says nothing
+    about spread. ``ddof=0`` gives the population std. ``n_incomplete`` counts the groups left
+    out of the cell because their calls are not all stored.
     """
     grouped = by_repeat.groupby(CELL, observed=True)
-    out = grouped["accuracy"].agg(mean="mean", std=lambda s: float(np.std(s, ddof=ddof)))
+    out = grouped["accuracy"].agg(
+        mean="mean",
+        std=lambda s: float(np.std(s, ddof=ddof)) if len(s) > ddof else float("nan"),
+    )
     out["n_repeats"] = grouped.size()
     out["n_cases"] = grouped["n_cases"].sum()
+    if "n_incomplete" in by_repeat:
+        out["n_incomplete"] = grouped["n_incomplete"].sum()
     return out.reset_index()
-
-
-def pooled_accuracy(votes: pd.DataFrame) -> dict[tuple[str, str, int], float]:
-    """Per society x strategy x round: the share of complete society answers that are correct,
-    over every case and repeat (the end-of-run table of ``societies run``)."""
-    done = votes[votes["complete"]]
-    pooled = done.groupby(["society", "strategy", "round"], observed=True)["correct"].mean()
-    out: dict[tuple[str, str, int], float] = {}
-    for key, value in pooled.to_dict().items():
-        society, strategy, round_index = cast(tuple[str, str, int], key)
-        out[(str(society), str(strategy), int(round_index))] = float(value)
-    return out
 
 
 def majority_set(answers: Sequence[str | None]) -> frozenset[str]:
     """The majority answers of a round for conformity: every answer with the top count, when
-    that count is at least 2. ``None`` (no answer) is nothing to conform to and never counts."""
+    that count is at least 2. ``None`` (no answer) is nothing to conform to and never counts
+    (``paper`` rows compare :func:`paper_key` strings, where no answer is ``"none"``)."""
     counts = Counter(a for a in answers if a is not None)
     if not counts:
         return frozenset()
@@ -164,44 +199,85 @@ def majority_set(answers: Sequence[str | None]) -> frozenset[str]:
     return frozenset(a for a, n in counts.items() if n == top) if top >= 2 else frozenset()
 
 
-def conformity(answers: pd.DataFrame, debate: str = "debate") -> pd.DataFrame:
-    """Conformity in debate rounds, per agent turn (one row per agent, strategy and round ≥ 1).
+def conformity(answers: pd.DataFrame, score: Scorer | None = None) -> pd.DataFrame:
+    """Conformity in peer-seeing rounds, per agent turn (one row per agent, strategy and round
+    ≥ 1 whose pattern ``sees_peers``: the study's debate, or any user pattern that shows the
+    other agents' replies).
 
-    An agent conforms in round r when it debates in round r and its round-r answer is among the
-    majority answers of round r-1 (every agent of its society, itself included; see
-    :func:`majority_set`). A conforming turn is typed by the agent's own correctness before and
-    after: T→F, F→T, T→T or F→F (so T→T includes an agent that keeps a correct majority answer).
-    A round-r answer of ``None`` never conforms. Turns are counted per strategy, as the study
-    counted them from one result file per strategy: a debate node shared by several strategies
-    counts once for each. A turn whose own call has no answer slot (not stored, or failed) or
-    whose round r-1 group is incomplete is left out: what it conformed to is unknown.
+    An agent conforms in round r when its round-r answer is among the majority answers of round
+    r-1 (every agent of its society, itself included; see :func:`majority_set`). A conforming
+    turn is typed by the agent's own correctness before and after: T→F, F→T, T→T or F→F (so
+    T→T includes an agent that keeps a correct majority answer). Answers are compared as the
+    vote counts them (``vote``: for the study's MATH rule, unified within each round only, so
+    a ``{0}`` never meets the previous round's ``0``).
+
+    ``robust`` rows: a round-r answer of ``None`` never conforms and ``None`` is never part of
+    a majority; correctness is the ``correct`` column. ``paper`` rows follow the study's
+    ``conformity_and_consistency.py``: answers compared as :func:`paper_key` (a missing answer
+    is ``"none"``, so an agent with no answer conforms to a round where two agents had none),
+    correctness by ``score`` of the stripped answer (``None``: wrong).
+
+    Turns are counted per strategy, as the study counted them from one result file per
+    strategy: a node shared by several strategies counts once for each. A turn whose own call
+    has no answer slot (not stored, or failed) or whose round r-1 group is incomplete is left
+    out: what it conformed to is unknown.
     """
-    cols = [*GROUP, "agent", "answer", "correct"]
-    prev = answers[cols].copy()
+    votes = _votes(answers)
+    paper = _paper(answers)
+    frame = answers[[*GROUP, "agent"]].copy()
+    frame["vote"] = pd.Series(votes, index=answers.index, dtype=object)
+    frame["key"] = pd.Series(
+        [paper_key(v) if p else v for v, p in zip(votes, paper, strict=True)],
+        index=answers.index,
+        dtype=object,
+    )
+    frame["ok"] = _correct_for_conformity(answers, votes, paper, score)
+    prev = frame.copy()
     prev["round"] = prev["round"] + 1
     groups = _Grouped(prev, GROUP)
-    values = groups.take(clean_answers(prev["answer"].to_numpy(dtype=object)))
-    sets = [majority_set(values[a:b]) for a, b in zip(groups.starts, groups.ends, strict=True)]
+    keys = groups.take(prev["key"].to_numpy(dtype=object))
+    sets = [majority_set(keys[a:b]) for a, b in zip(groups.starts, groups.ends, strict=True)]
     heads = groups.heads.assign(majority_prev=pd.Series(sets, dtype=object))
     heads = heads[groups.all(_answered(answers))]
-    turns = answers[answers["pattern"] == debate]
+    mask = answers["sees_peers"].fillna(False).astype(bool).to_numpy() & (answers["round"] > 0)
     if "outcome" in answers:
-        turns = turns[turns["outcome"].isin(ANSWERED)]
-    keep = [*GROUP, "agent", "answer", "correct"]
-    keep += [c for c in ("trait",) if c in turns]
-    merged = turns[keep].merge(
-        prev[[*GROUP, "agent", "correct"]].rename(columns={"correct": "correct_prev"}),
-        on=[*GROUP, "agent"],
+        mask &= answers["outcome"].isin(ANSWERED).to_numpy()
+    extra = [c for c in ("trait", "pattern", "answer", "correct") if c in answers]
+    turns = frame[mask].join(answers.loc[mask, extra])
+    merged = turns.merge(
+        prev[[*GROUP, "agent", "ok"]].rename(columns={"ok": "ok_prev"}), on=[*GROUP, "agent"]
     )
     merged = merged.merge(heads, on=GROUP)
-    new = clean_answers(merged["answer"].to_numpy(dtype=object))
     merged["conforms"] = [
-        a is not None and a in s for a, s in zip(new, merged["majority_prev"], strict=True)
+        k is not None and k in s
+        for k, s in zip(merged["key"], merged["majority_prev"], strict=True)
     ]
-    before = np.where(merged["correct_prev"].astype(bool), "T", "F")
-    after = np.where(merged["correct"].astype(bool), "T", "F")
+    before = np.where(merged["ok_prev"].astype(bool), "T", "F")
+    after = np.where(merged["ok"].astype(bool), "T", "F")
     merged["type"] = np.where(merged["conforms"], np.char.add(np.char.add(before, "→"), after), "")
-    return merged.drop(columns=["majority_prev"])
+    return merged.drop(columns=["majority_prev", "key", "ok", "ok_prev"])
+
+
+def _correct_for_conformity(
+    answers: pd.DataFrame, votes: list[Any], paper: np.ndarray, score: Scorer | None
+) -> np.ndarray:
+    """Each row's correctness as conformity types it: the ``correct`` column, or for ``paper``
+    rows (when a scorer is given) the score of the stripped vote, as the study graded it."""
+    correct = answers["correct"].fillna(False).astype(bool).to_numpy().copy()
+    if score is None or not paper.any():
+        return correct
+    runs = answers["run"].to_numpy(dtype=object)
+    cases = answers["case_id"].to_numpy(dtype=object)
+    cache: dict[tuple[Any, Any, Any], bool] = {}
+    for i in np.flatnonzero(paper):
+        vote = votes[i]
+        key = (runs[i], cases[i], vote)
+        if key not in cache:
+            cache[key] = vote is not None and bool(
+                score(str(runs[i]), str(cases[i]), str(vote).strip())
+            )
+        correct[i] = cache[key]
+    return correct
 
 
 def conformity_table(turns: pd.DataFrame, by: Sequence[str] = ("round", "trait")) -> pd.DataFrame:
@@ -236,12 +312,15 @@ _FIX = re.compile(r"^0+1+$")
 _BREAK = re.compile(r"^1+0+$")
 
 
-def behaviour_category(pattern: str) -> str:
+def behaviour_category(pattern: str, paper: bool = False) -> str:
     """The category of a correctness string across rounds ("0111": wrong in round 0, then right).
 
     One change from wrong to right fixes a mistake (0111, 0011, 0001 for 3 rounds); one change
     from right to wrong breaks a correct answer (1000, 1100, 1110); no change stays correct or
-    stays wrong; two or more changes waver (0101, 1011, ...). A single round cannot change.
+    stays wrong. A single round cannot change. Two or more changes: ``robust`` calls every
+    such string "wavers"; ``paper`` keeps the study's list, exactly 1010, 1001, 0110 and 0101,
+    and puts the strings it left out of every category (0010, 0100, 1011, 1101, and any other
+    length) under "other changes".
     """
     if set(pattern) <= {"1"}:
         return "stays correct"
@@ -251,6 +330,8 @@ def behaviour_category(pattern: str) -> str:
         return "fixes a mistake"
     if _BREAK.match(pattern):
         return "breaks a correct answer"
+    if paper and pattern not in PAPER_WAVERS:
+        return "other changes"
     return "wavers"
 
 
@@ -261,16 +342,25 @@ def behaviour(votes: pd.DataFrame) -> pd.DataFrame:
     would not say what the society did.
     """
     ordered = votes.sort_values([*CASE, "round"])
+    if "extraction" not in ordered:
+        ordered = ordered.assign(extraction="robust")
     grouped = ordered.groupby(CASE, observed=True, sort=False)
     out = grouped.agg(
         complete=("complete", "all"),
         rounds=("round", "size"),
         last_round=("round", "max"),
+        extraction=("extraction", "first"),
         pattern=("correct", lambda s: "".join("1" if v else "0" for v in s)),
     ).reset_index()
     out = out[out["complete"] & (out["rounds"] == out["last_round"] + 1)]
-    out = out.assign(category=[behaviour_category(p) for p in out["pattern"]])
-    return out.drop(columns=["complete", "rounds", "last_round"]).reset_index(drop=True)
+    out = out.assign(
+        category=[
+            behaviour_category(p, e == "paper")
+            for p, e in zip(out["pattern"], out["extraction"], strict=True)
+        ]
+    )
+    drop = ["complete", "rounds", "last_round", "extraction"]
+    return out.drop(columns=drop).reset_index(drop=True)
 
 
 def behaviour_table(cases: pd.DataFrame) -> pd.DataFrame:

@@ -7,11 +7,11 @@ same way as the individual ones.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
+from societies.analysis.stored import stored_task
 from societies.store.db import RunStore
-from societies.tasks.base import Extraction, get_task_class
+from societies.tasks.base import Extraction
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,15 +25,7 @@ class RescoreSummary:
 
 
 def rescore(store: RunStore, extraction: Extraction) -> RescoreSummary:
-    run = store.run_row()
-    if run is None:
-        raise ValueError(f"{store.path}: no run recorded")
-    config = json.loads(run["config_json"])
-    task = get_task_class(run["task"])(extraction, config["task"].get("options"))
-    cases = {
-        cid: task.case_from_stored(cid, idx, json.loads(fields))
-        for cid, idx, fields in store.case_rows()
-    }
+    task, cases, _ = stored_task(store, extraction)
     rows = store.replies()
     updates = []
     changed = unparsed_before = unparsed_after = correct_before = correct_after = 0

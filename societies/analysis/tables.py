@@ -9,6 +9,7 @@ Markdown ``**best**`` / ``<u>second</u>`` / ``_worst_``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,11 +77,14 @@ def _marks(values: pd.Series) -> list[str]:
 
 
 def table2_long(analysis: Analysis) -> pd.DataFrame:
-    """Table 2 as a long table: run, task, strategy, society, mean, std, mark, the society's
-    W (``W_society`` of ``W_society_of`` repeats) and the strategy's W over all societies."""
+    """Table 2 as a long table: run, task, strategy, society, mean, std, the cases scored and
+    left out (``n_cases``, ``n_incomplete``), mark, the society's W (``W_society`` of
+    ``W_society_of`` repeats) and the strategy's W over all societies."""
     acc = analysis.accuracy
     last = acc[acc["round"] == acc.groupby("run")["round"].transform("max")]
-    out = last[["run", "task", "strategy", "society", "mean", "std", "n_repeats"]].copy()
+    cols = ["run", "task", "strategy", "society", "mean", "std", "n_repeats", "n_cases"]
+    cols += [c for c in ("n_incomplete",) if c in last]
+    out = last[cols].copy()
     out["mark"] = ""
     for _, idx in out.groupby(["run", "society"], observed=True).groups.items():
         out.loc[idx, "mark"] = _marks(out.loc[idx, "mean"])
@@ -107,13 +111,74 @@ def table2_blocks(analysis: Analysis, long: pd.DataFrame | None = None) -> list[
                     cells.append(("–", ""))
                     continue
                 r = by_soc.loc[society]
-                cells.append((f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}", str(r["mark"])))
+                text = f"{100 * r['mean']:.1f}"
+                if not pd.isna(r["std"]):  # one repeat has no spread
+                    text += f" ± {100 * r['std']:.1f}"
+                cells.append((text, str(r["mark"])))
             w = sub["W"].iloc[0]
             w_text = "–" if pd.isna(w) else f"{int(w)}/{int(sub['W_of'].iloc[0])}"
             rows.append((str(strategy), cells, w_text))
         task = str(group["task"].iloc[0])
         blocks.append({"run": str(run), "task": task, "societies": societies, "rows": rows})
     return blocks
+
+
+def accuracy_rows(
+    votes: pd.DataFrame, order: Sequence[tuple[str, Sequence[str]]], rounds: int
+) -> tuple[list[list[str]], bool]:
+    """The end-of-run table of ``societies run``, from ``load_run``'s vote table: per society
+    and strategy (in ``order``: society, its strategies), for rounds 0..``rounds``, each
+    round's accuracy over the complete case groups; a cell with incomplete groups says
+    ``(n=complete/all)``, a cell with none complete ``-``. Also whether any cell is incomplete."""
+    votes = votes.assign(right=votes["correct"] & votes["complete"])
+    agg = votes.groupby(["society", "strategy", "round"], observed=True).agg(
+        n=("complete", "size"), done=("complete", "sum"), right=("right", "sum")
+    )
+    cells = {
+        (str(soc), str(strat), int(r)): (int(n), int(done), int(right))
+        for soc, strat, r, n, done, right in agg.reset_index().itertuples(index=False)
+    }
+    rows, incomplete = [], False
+    for society, strategies in order:
+        for strategy in strategies:
+            row = [society, strategy]
+            for r in range(rounds + 1):
+                n, done, right = cells.get((society, strategy, r), (0, 0, 0))
+                text = "-" if done == 0 else f"{right / done:.3f}"
+                if done < n:
+                    incomplete = True
+                    text += f" (n={done}/{n})"
+                row.append(text)
+            rows.append(row)
+    return rows, incomplete
+
+
+INCOMPLETE_NOTE = "(n=k/m): only k of the m planned cases are complete (calls not all stored)"
+
+
+def _marked_blocks(analysis: Analysis) -> tuple[list[dict[str, object]], bool]:
+    """Table 2's blocks with ``(n=k/m)`` after each incomplete cell (``cell_counts``, as the
+    report and viewer mark them), and whether any cell is."""
+    from societies.analysis.completeness import cell_counts
+
+    counts = {
+        (r, so, st): (n, p)
+        for r, so, st, n, p in cell_counts(analysis)[["run", "society", "strategy", "n", "planned"]]
+        .itertuples(index=False, name=None)
+    }  # fmt: skip
+    blocks, any_marked = table2_blocks(analysis), False
+    for block in blocks:
+        rows = []
+        for strategy, cells, w in block["rows"]:  # type: ignore[attr-defined]
+            marked = []
+            for society, (text, mark) in zip(block["societies"], cells, strict=True):  # type: ignore[call-overload]
+                n, planned = counts.get((block["run"], society, strategy), (0, 0))
+                if n < planned:
+                    text, any_marked = f"{text} (n={n}/{planned})", True
+                marked.append((text, mark))
+            rows.append((strategy, marked, w))
+        block["rows"] = rows
+    return blocks, any_marked
 
 
 _LATEX = {"best": "\\textbf{%s}", "second": "\\underline{%s}", "worst": "\\textit{%s}"}
@@ -130,7 +195,8 @@ def _latex_escape(text: str) -> str:
 def table2_latex(analysis: Analysis) -> str:
     """Table 2 in LaTeX (booktabs), accuracy in percent."""
     out = []
-    for block in table2_blocks(analysis):
+    blocks, marked = _marked_blocks(analysis)
+    for block in blocks:
         societies = [str(s) for s in block["societies"]]  # type: ignore[attr-defined]
         out.append(f"% {block['run']} ({block['task']}): last-round accuracy, mean ± std (%)")
         out.append("\\begin{tabular}{l" + "r" * (len(societies) + 1) + "}")
@@ -146,6 +212,8 @@ def table2_latex(analysis: Analysis) -> str:
             out.append(" & ".join([_latex_escape(strategy), *texts, w]) + " \\\\")
         out.append("\\bottomrule")
         out.append("\\end{tabular}")
+        if marked:
+            out.append(f"% {INCOMPLETE_NOTE}")
         out.append("")
     return "\n".join(out)
 
@@ -153,7 +221,8 @@ def table2_latex(analysis: Analysis) -> str:
 def table2_markdown(analysis: Analysis) -> str:
     """Table 2 in Markdown, one table per run."""
     out = []
-    for block in table2_blocks(analysis):
+    blocks, marked = _marked_blocks(analysis)
+    for block in blocks:
         societies = [str(s) for s in block["societies"]]  # type: ignore[attr-defined]
         out.append(f"**{block['run']}** ({block['task']}): last-round accuracy, mean ± std (%)")
         out.append("")
@@ -162,6 +231,9 @@ def table2_markdown(analysis: Analysis) -> str:
         for strategy, cells, w in block["rows"]:  # type: ignore[attr-defined]
             texts = [(_MD[m] % t) if m else t for t, m in cells]
             out.append(f"| {strategy} | " + " | ".join(texts) + f" | {w} |")
+        if marked:
+            out.append("")
+            out.append(INCOMPLETE_NOTE)
         out.append("")
     return "\n".join(out)
 

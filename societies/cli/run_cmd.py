@@ -17,9 +17,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from societies.analysis.load import load_run
-from societies.analysis.metrics import pooled_accuracy
-from societies.analysis.reversal import reversal_lines
 from societies.cli.main import user_errors
 from societies.cost import (
     CostMeter,
@@ -162,22 +159,28 @@ def _run_with_progress(
 
 
 def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: CostMeter) -> None:
+    # imported here: pandas and the analysis stack would slow every CLI start otherwise
+    from societies.analysis.load import load_run
+    from societies.analysis.reversal import reversal_lines
+    from societies.analysis.tables import accuracy_rows
+
     out = Console()
-    analysis = load_run(plan.output)
-    cells = pooled_accuracy(analysis.votes)
+    analysis = load_run(store.path)
+    cells = [(s.name, [t.name for t in plan.strategies[s.name]]) for s in plan.societies]
+    rows, incomplete = accuracy_rows(analysis.votes, cells, plan.rounds)
     table = Table(title=f"{plan.experiment.name}: accuracy (majority vote) by round")
     table.add_column("society")
     table.add_column("strategy")
     for r in range(plan.rounds + 1):
         table.add_column(f"r{r}", justify="right")
-    for society in plan.societies:
-        for strategy in plan.strategies[society.name]:
-            row = [society.name, strategy.name]
-            for r in range(plan.rounds + 1):
-                cell = cells.get((society.name, strategy.name, r))
-                row.append("-" if cell is None else f"{cell:.3f}")
-            table.add_row(*row)
+    for row in rows:
+        table.add_row(*row)
     out.print(table)
+    if incomplete:
+        out.print(
+            "incomplete: (n=k/m) scores only the k of m case groups whose answer calls are all "
+            "stored; re-run to complete them"
+        )
     for line in reversal_lines(analysis.reversal_gap):
         out.print(line, markup=False, highlight=False, soft_wrap=True)
     out.print(

@@ -11,8 +11,15 @@ openai 0.x object class mapped to a plain dict (its constructor arguments — th
 the API key among them — are dropped). Any other class or function is refused, so a crafted
 file cannot run code.
 
-The reference ran every strategy separately (no shared prefixes), so each strategy gets its
-own tree nodes (``"010:01"``): analysis then sees exactly the reference's samples.
+The reference's main runner (``src/run_main.py``) shared round prefixes between strategies in
+a tree, as this project does (48 calls per case and society of 3 agents over 3 rounds; only
+its ``run_strategy.py`` ran each strategy on its own, 120 calls), but it saved one complete
+message list per strategy. Each strategy therefore gets its own tree nodes here
+(``"010:01"``): analysis sees exactly the samples the reference's evaluation read, one file
+per strategy.
+
+MMLU answers are read with the case's option texts (``Task.parse_case``), as the reference's
+rule needs them.
 """
 
 from __future__ import annotations
@@ -205,7 +212,9 @@ def _call_rows(
             else:
                 reply, outcome, error = None, "context_exceeded", "not in the reference's result"
                 asked = []
-            answer = task.parse(reply) if (reply is not None and step == "answer") else None
+            answer = None
+            if reply is not None and step == "answer":
+                answer = task.parse_case(reply, case)
             correct = int(task.score(answer, case)) if step == "answer" else None
             p, c = usage["prompt_tokens"], usage["completion_tokens"]
             rows.append(

@@ -271,7 +271,7 @@ class RunStore:
             h = message_hash(m["role"], m["content"])
             hashes.append(h)
             if h not in self._known:
-                if len(self._known) > 500_000:
+                if len(self._known) > 20_000:  # bounded: memory must not grow with the run
                     self._known.clear()
                 self._known.add(h)
                 self._new_messages.append((h, m["role"], pack(m["content"])))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -17,6 +17,8 @@ from typing import Any, ClassVar, Literal
 from societies.errors import DataError
 
 Extraction = Literal["robust", "paper"]
+#: Rewrites the answers of one society round before they are counted (votes, conformity).
+VoteRule = Callable[[Sequence[str | None]], list[str | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,12 @@ class Task(ABC):
     @abstractmethod
     def score(self, answer: str | None, case: Case) -> bool:
         """Whether ``answer`` (as returned by ``parse``) is correct for ``case``."""
+
+    def vote_rule(self) -> VoteRule | None:
+        """How the answers of one round are unified before they are counted, when the task's
+        rules say so (the reference's MATH rule merges ``x`` into a peer's ``{x}``); ``None``
+        counts the parsed answers as they are."""
+        return None
 
     def notes(self, case: Case) -> list[str]:
         """Remarks on a usable case that ``societies data validate`` should show (chess: the

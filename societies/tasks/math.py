@@ -4,9 +4,12 @@ Layouts: the MATH release (a directory of one JSON per problem, or any JSON / JS
 records, ``{problem, level, type, solution}`` — the answer is the last ``\\boxed{}`` of the
 solution) and JSONL with an explicit ``answer``.
 
-``paper`` grades as the reference did: strip its list of unit strings, remove braces,
-lower-case, compare exactly. ``robust`` canonicalises the boxed answer (so that votes on
-``0.5`` and ``\\frac{1}{2}`` agree) and grades by mathematical equivalence with math-verify.
+``paper`` reads and grades as the reference did: an answer is the raw content of the last
+``\\boxed{`` (braces kept, so ``\\boxed{{12}}`` reads ``{12}``); the answers of one society
+round are unified before the vote (``MathTask.vote_rule``); a voted answer is graded by
+stripping the reference's unit strings, removing braces, lower-casing and comparing exactly.
+``robust`` canonicalises the boxed answer (so that votes on ``0.5`` and ``\\frac{1}{2}``
+agree) and grades by mathematical equivalence with math-verify.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +25,7 @@ from random import Random
 from typing import Any
 
 from societies.errors import DataError
-from societies.tasks.base import Case, register_task
+from societies.tasks.base import Case, VoteRule, register_task
 from societies.tasks.extract import last_boxed, paper_boxed
 from societies.tasks.rows import Located, Row, RowTask, field, read_rows
 
@@ -46,9 +49,11 @@ PAPER_STRIP = (
     "\\text{ degrees}",
     "x + y + z = ",
 )
-#: Answers the reference rewrote by hand before grading.
-_PAPER_SPECIAL = {"2^3 \\times 3^2 \\times 5 \\times 7": "2520"}
-_PAPER_COMMAS = ("978,121", "99,940,009")
+#: Answers the reference rewrote by hand before grading: only this exact string, braces
+#: included (what ``\\boxed{{...}}`` reads); without the inner braces it is graded wrong.
+_PAPER_SPECIAL = {"{2^3 \\times 3^2 \\times 5 \\times 7}": "2520"}
+#: Comma-separated values the reference graded with the commas removed.
+_PAPER_COMMAS = ("978,121", "99,940,009", "979,121")
 
 #: Longest answer handed to math-verify; longer ones are compared as canonical strings only,
 #: so a hostile reply cannot make sympy work without bound.
@@ -62,22 +67,28 @@ _DECIMAL = re.compile(r"^-?(?:\d+\.?\d*|\.\d+)$")
 _FRACTION = re.compile(r"^(-?)\\frac\{(-?\d+)\}\{(\d+)\}$|^(-?\d+)/(\d+)$")
 
 
-def paper_clean(answer: str) -> str:
-    """The reference's pre-vote clean-up: unit strings removed; ``{x}`` and ``x`` vote alike."""
-    for junk in PAPER_STRIP:
-        answer = answer.replace(junk, "")
-    if answer.startswith("{") and answer.endswith("}") and _balanced(answer[1:-1]):
-        answer = answer[1:-1]
-    return answer
+def paper_unify(answers: Sequence[str | None]) -> list[str | None]:
+    """The reference's clean-up of one society round before its vote (and before conformity).
 
-
-def _balanced(text: str) -> bool:
-    depth = 0
-    for ch in text:
-        depth += (ch == "{") - (ch == "}")
-        if depth < 0:
-            return False
-    return depth == 0
+    First every unit string of ``PAPER_STRIP`` is removed from every answer. Then, agent by
+    agent in order, an answer ``x`` is replaced by another agent's ``{x}`` when one exists,
+    looking at the other agents in order and using the answers as already replaced: so in
+    ``["12", "{12}", "{{12}}"]`` every answer becomes ``{{12}}``. Only answers of the same
+    round are unified (a ``{0}`` in round 2 never meets the ``0`` of round 1), and an answer
+    never loses braces (``{12}`` does not become ``12``). ``None`` stays ``None``.
+    """
+    out: list[str | None] = []
+    for answer in answers:
+        if answer is not None:
+            for junk in PAPER_STRIP:
+                answer = answer.replace(junk, "")
+        out.append(answer)
+    for i in range(len(out)):
+        for j in range(len(out)):
+            current, other = out[i], out[j]
+            if i != j and current is not None and other == "{" + current + "}":
+                out[i] = other
+    return out
 
 
 def strip_outer_braces(text: str) -> str:
@@ -215,10 +226,12 @@ class MathTask(RowTask):
 
     def parse(self, reply: str) -> str | None:
         if self.extraction == "paper":
-            found = paper_boxed(reply)
-            return None if found is None else paper_clean(found)
+            return paper_boxed(reply)
         boxed = last_boxed(reply)
         return None if boxed is None else canonical(boxed)
+
+    def vote_rule(self) -> VoteRule | None:
+        return paper_unify if self.extraction == "paper" else None
 
     def score(self, answer: str | None, case: Case) -> bool:
         if answer is None:
