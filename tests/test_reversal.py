@@ -228,7 +228,7 @@ def _run_reversal(tmp_path: Path, name: str, **options: float) -> pd.DataFrame:
 def test_the_sim_answers_backward_probes_worse_by_the_reversal_factor(tmp_path: Path) -> None:
     blocked = _run_reversal(tmp_path, "blocked", accuracy=1.0, reversal_factor=0.0)
     assert blocked[["pairs", "forward", "backward", "gap"]].to_dict("records") == [
-        {"pairs": 10, "forward": 1.0, "backward": 0.0, "gap": 1.0}
+        {"pairs": 30, "forward": 1.0, "backward": 0.0, "gap": 1.0}  # 10 pairs x 3 repeats
     ]
     even = _run_reversal(tmp_path, "even", accuracy=1.0, reversal_factor=1.0)
     assert math.isclose(even["gap"].iloc[0], 0.0) and even["backward"].iloc[0] == 1.0

@@ -55,8 +55,9 @@ class SimOptions(BaseModel):
         0.42,
         ge=0,
         le=1,
-        description="A backward probe (case field direction: backward) is answered correctly "
-        "with accuracy x this factor (GPT-4 on celebrity parents: 33% / 79%).",
+        description="A backward probe (case field direction: backward) is answered correctly, "
+        "and fixed on reflection, at this factor times the usual rate (GPT-4 on celebrity "
+        "parents: 33% / 79%).",
     )
     context_window: int = Field(16385, ge=1, description="Prompt tokens above this overflow.")
     latency_ms: float = Field(0.0, ge=0, description="Simulated latency of every call.")
@@ -105,9 +106,7 @@ class SimBackend(SimulatedBackend[SimOptions]):
             briefed = truth.briefed_answer
             if briefed is not None and self._rng(truth, "|briefing").random() < opts.briefing_trust:
                 return sim.sim_reply(case, briefed, rng)
-            accuracy = self._accuracy(task.name)
-            if case.fields.get("direction") == "backward":
-                accuracy *= opts.reversal_factor
+            accuracy = self._accuracy(task.name) * self._recall(truth)
             answer = sim.sim_answer(case, rng.random() < accuracy, rng)
         else:
             answer = previous
@@ -123,9 +122,15 @@ class SimBackend(SimulatedBackend[SimOptions]):
                 correct = task.score(previous, case)
                 if correct and rng.random() >= opts.reflection_keep:
                     answer = sim.sim_answer(case, False, rng)
-                elif not correct and rng.random() < opts.reflection_fix:
+                elif not correct and rng.random() < opts.reflection_fix * self._recall(truth):
                     answer = sim.sim_answer(case, True, rng)
         return sim.sim_reply(case, answer, rng)
+
+    def _recall(self, truth: GroundTruth) -> float:
+        """The reversal asymmetry: a fact asked backward is recalled (first, or on reflection)
+        at ``reversal_factor`` times the usual rate."""
+        backward = truth.case.fields.get("direction") == "backward"
+        return self.options.reversal_factor if backward else 1.0
 
     def _accuracy(self, task_name: str) -> float:
         acc = self.options.accuracy
