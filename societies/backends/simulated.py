@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
+from functools import lru_cache
 from random import Random
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
@@ -95,8 +96,11 @@ async def ask(
     return await backend.generate(request)
 
 
+@lru_cache(maxsize=64)
 def simulated_task(task: Any) -> SimulatedTask:
-    """``task`` as a simulated task, or a permanent error naming what it lacks."""
+    """``task`` as a simulated task, or a permanent error naming what it lacks. Cached per
+    task object: an ``isinstance`` against a runtime protocol inspects every attribute, and the
+    simulated model asks on every call."""
     if not isinstance(task, SimulatedTask):
         raise PermanentModelError(
             f"task '{getattr(task, 'name', task)}' cannot run on the simulated model: it has no "

@@ -43,9 +43,11 @@ class CallKey:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallRecord:
-    """Everything stored about one model call (or one call recorded unasked)."""
+    """Everything stored about one model call (or one call recorded unasked). Not frozen: one
+    is built per call, and a frozen dataclass's ``__init__`` (``object.__setattr__`` per
+    field) cost several times as much."""
 
     key: CallKey
     round: int
