@@ -17,6 +17,7 @@ from societies.plan.plan import Overrides
 from societies.plan.resolve import load_plan
 from societies.scheduler.session import run_experiment
 from societies.store.db import RunStore
+from societies.store.queries import TranscriptRef, transcript
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "experiments" / "data" / "capitals.jsonl"
@@ -99,6 +100,21 @@ def test_briefings_reach_only_their_agent_in_the_stored_requests(tmp_path: Path)
                 assert f"Secret for {other['id']}:" not in joined
     # 3 cases x (1 briefed agent x 2 rounds + 2 agents x 2 rounds)
     assert seen == 3 * (2 + 4)
+
+    # the transcripts show them: the viewer's and the report's
+    turns = transcript(out / "store.sqlite", TranscriptRef(0, "cap-02", "one-briefed", "0"))
+    assert turns is not None
+    first = {t.agent: t for t in turns.turns if t.round == 0}
+    assert first[1].prompt.startswith("Secret for cap-02: think of Tokyo.\n\n")
+    assert "Japan" in first[1].prompt and "Secret" not in first[0].prompt + first[2].prompt
+    store = RunStore.for_run_dir(out, readonly=True)
+    try:
+        calls = store.tree_transcript(0, "cap-02", "all-briefed")
+    finally:
+        store.close()
+    systems = [c.added[0]["content"] for c in calls if c.round == 0]
+    assert len(systems) == 2
+    assert all(x.endswith("Confidential: Japan is on the agenda.") for x in systems)
 
 
 def test_no_briefing_leaves_the_requests_unchanged_and_the_sim_answers_from_one(
