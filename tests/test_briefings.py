@@ -175,3 +175,22 @@ def test_a_briefing_with_an_unknown_variable_is_one_line_exit_2_nothing_written(
     assert line.startswith(f"{file}:{spec_line}:") or f"{file}:{spec_line - 1}:" in line, line
     assert "societies[0].agents[1].briefing.template" in line and "capitol" in line
     assert not out.exists()
+
+
+def test_a_changed_briefing_is_never_mixed_with_stored_calls(tmp_path: Path) -> None:
+    """Resuming reuses every stored call; a different briefing on the same run directory is
+    refused rather than answered from calls made with the old one."""
+    briefing = {"template": "Note: {{ capital }}."}
+    file = _experiment(tmp_path, [{"name": "s", "agents": 2, "briefing": briefing}])
+    out = tmp_path / "run"
+    args = ["run", str(file), "--out", str(out), "--limit", "2"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0 and "0 calls made, 8 reused" in again.stdout
+    spec = yaml.safe_load(file.read_text(encoding="utf-8"))
+    spec["societies"][0]["briefing"]["template"] = "Note: not {{ capital }}."
+    file.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    changed = CliRunner().invoke(cli, args)
+    assert changed.exit_code == 2
+    assert "different experiment (changed: societies)" in changed.stderr
