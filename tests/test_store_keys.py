@@ -104,7 +104,10 @@ def test_a_store_of_the_previous_schema_is_migrated_and_resumed(tmp_path: Path) 
     assert con.execute("SELECT COUNT(call_key) FROM calls").fetchone() == (first.made,)
     con.close()
 
+    size_v2 = (old / STORE_FILE).stat().st_size
     _, resumed = run(file, old)
+    # Converted to the compact layout, and the freed pages given back to the file system.
+    assert (old / STORE_FILE).stat().st_size < size_v2 / 2
     assert resumed.made == 0 and resumed.reused == first.made
     store = RunStore.for_run_dir(old, readonly=True)
     try:

@@ -89,6 +89,8 @@ def migrations() -> list[tuple[int, Migration]]:
 
 
 SCHEMA_VERSION = max(n for n, _ in migrations())
+#: The schema version from which conversations are stored compactly (store/compact.py).
+_COMPACTED = 4
 
 
 def inspect_existing(path: Path) -> None:
@@ -178,6 +180,11 @@ class RunStore:
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        if 0 < current < _COMPACTED <= SCHEMA_VERSION:
+            # The compaction frees most of an existing store's pages; give them back to the
+            # file system (the point of it). Outside the transaction, as VACUUM must be.
+            log.info("store %s: compacting the file", self.path)
+            con.execute("VACUUM")
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
