@@ -253,10 +253,6 @@ class Analysis:
         return metrics.behaviour_table(self.behaviour_cases)
 
     @cached_property
-    def parse_failures(self) -> pd.DataFrame:
-        return metrics.parse_failures(self.calls)
-
-    @cached_property
     def probes(self) -> pd.DataFrame:
         """The cases that are reversal probes: run, case_id, pair_id, direction."""
         from societies.analysis import reversal
@@ -277,6 +273,10 @@ class Analysis:
         return reversal.reversal_gap(self.votes, self.probes)
 
     @cached_property
+    def parse_failures(self) -> pd.DataFrame:
+        return metrics.parse_failures(self.calls)
+
+    @cached_property
     def anova(self) -> pd.DataFrame:
         from societies.analysis import stats
 
@@ -290,6 +290,7 @@ class Analysis:
             "accuracy": self.accuracy,
             "accuracy_by_repeat": self.accuracy_by_repeat,
             "table2": table2_long(self),
+            **({"reversal_gap": self.reversal_gap} if len(self.probes) else {}),
             "cost": self.cost,
             "cost_by_agent": self.cost_by_agent,
             "run_billed": self.run_billed,
@@ -299,7 +300,7 @@ class Analysis:
             "behaviour": self.behaviour,
             "parse_failures": self.parse_failures,
             "anova": self.anova,
-        } | ({"reversal_gap": self.reversal_gap} if len(self.probes) else {})
+        }
 
 
 def load_run(

@@ -181,8 +181,6 @@ def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: Cost
             "incomplete: (n=k/m) scores only the k of m case groups whose answer calls are all "
             "stored; re-run to complete them"
         )
-    for line in reversal_lines(analysis.reversal_gap):
-        out.print(line, markup=False, highlight=False, soft_wrap=True)
     out.print(
         f"{summary.made} calls made, {summary.reused} reused from the store, "
         f"{summary.tokens:,} tokens, {summary.elapsed:.1f}s; "
@@ -194,6 +192,8 @@ def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: Cost
             f" ({sum(meter.unpriced.values())} calls of unpriced models)" if meter.unpriced else ""
         )
         out.print(f"cost of this invocation: ${meter.spent:.4f}{unpriced}")
+    for line in reversal_lines(analysis.reversal_gap):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_dry_run(plan: Plan, dry: DryRun) -> None:

@@ -93,10 +93,10 @@ class SocietySpec(Frozen):
     name: str | None = None
     agents: list[AgentSpec | str] | int
     easy_going: int | list[int] | None = None
-    model: ModelOverride | None = Field(None, description="Model for every agent of the society.")
     briefing: BriefingSpec | None = Field(
         None, description="Given to each agent of the society that has no briefing of its own."
     )
+    model: ModelOverride | None = Field(None, description="Model for every agent of the society.")
 
 
 class TaskSpec(Frozen):

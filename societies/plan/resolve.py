@@ -10,21 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from societies.backends.base import get_backend_class
-from societies.config.models import (
-    BriefingSpec,
-    Experiment,
-    ModelOverride,
-    ModelSpec,
-    SocietySpec,
-    TaskSpec,
-)
+from societies.config.models import Experiment, ModelOverride, ModelSpec, SocietySpec, TaskSpec
 from societies.config.validate import Locator, pydantic_error, read_experiment
 from societies.config.yaml_lines import PathKey, format_path
 from societies.errors import ConfigError, DataError
@@ -350,22 +343,28 @@ def _check_briefings(
 ) -> None:
     """Render every briefing for every case before anything is written: a variable a case
     lacks is the file's error, found now rather than in the middle of a run."""
-    found: list[tuple[PathKey, BriefingSpec]] = []
+    for path, source in _briefing_templates(experiment):
+        for case in cases:
+            try:
+                prompts.render_case(source, task, case)
+            except ConfigError as exc:
+                raise loc.error(path, f"case {case.id}: {exc.message}") from None
+
+
+def _briefing_templates(experiment: Experiment) -> Iterator[tuple[PathKey, str]]:
+    """Each briefing template of the file (its text and its answer) with its field path."""
     for s_index, spec in enumerate(experiment.societies):
-        if spec.briefing is not None:
-            found.append((("societies", s_index, "briefing"), spec.briefing))
+        society_path: PathKey = ("societies", s_index, "briefing")
+        briefings = [(society_path, spec.briefing)]
         if isinstance(spec.agents, list):
-            for a_index, a in enumerate(spec.agents):
-                if not isinstance(a, str) and a.briefing is not None:
-                    where: PathKey = ("societies", s_index, "agents", a_index, "briefing")
-                    found.append((where, a.briefing))
-    for path, briefing in found:
-        for name in ("template", "answer"):
-            source = getattr(briefing, name)
-            if source is None:
+            briefings += [
+                (("societies", s_index, "agents", a_index, "briefing"), a.briefing)
+                for a_index, a in enumerate(spec.agents)
+                if not isinstance(a, str)
+            ]
+        for path, briefing in briefings:
+            if briefing is None:
                 continue
-            for case in cases:
-                try:
-                    prompts.render_case(source, task, case)
-                except ConfigError as exc:
-                    raise loc.error((*path, name), f"case {case.id}: {exc.message}") from None
+            yield (*path, "template"), briefing.template
+            if briefing.answer is not None:
+                yield (*path, "answer"), briefing.answer

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from societies.config.models import BriefingSpec, ModelOverride, ModelSpec
+from societies.config.models import ModelOverride, ModelSpec
 from societies.society.traits import Trait
+
+if TYPE_CHECKING:
+    from societies.config.models import BriefingSpec
 
 
 @dataclass(frozen=True, slots=True)
