@@ -273,6 +273,31 @@ class Analysis:
         return reversal.reversal_gap(self.votes, self.probes)
 
     @cached_property
+    def claims(self) -> pd.DataFrame:
+        """Per briefed agent and case: the answer its briefing supports."""
+        from societies.analysis import adoption
+
+        frames = [
+            adoption.claim_table(label, info.config, self.society_order(label), info.task,
+                                 info.cases)
+            for label, info in self.runs.items()
+        ]  # fmt: skip
+        return pd.concat(frames, ignore_index=True)
+
+    @cached_property
+    def edit_adoption(self) -> pd.DataFrame:
+        """Per society with briefed agents x strategy x round: the share of its unbriefed
+        agents answering what the briefing says, with a bootstrap 95% CI."""
+        from societies.analysis import adoption
+
+        def adopts(run: str, case_id: str, answer: str | None, claim: str) -> bool:
+            info = self.runs[run]
+            case = info.cases[case_id]
+            return bool(info.task.score(answer, Case(case.id, case.index, case.fields, claim)))
+
+        return adoption.edit_adoption(self.answers, self.claims, adopts)
+
+    @cached_property
     def parse_failures(self) -> pd.DataFrame:
         return metrics.parse_failures(self.calls)
 
@@ -291,6 +316,7 @@ class Analysis:
             "accuracy_by_repeat": self.accuracy_by_repeat,
             "table2": table2_long(self),
             **({"reversal_gap": self.reversal_gap} if len(self.probes) else {}),
+            **({"edit_adoption": self.edit_adoption} if len(self.claims) else {}),
             "cost": self.cost,
             "cost_by_agent": self.cost_by_agent,
             "run_billed": self.run_billed,
