@@ -14,12 +14,10 @@ so the budget is then a close guard rather than a guarantee.
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
+import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from societies.backends.base import (
@@ -27,8 +25,6 @@ from societies.backends.base import (
     CallRefusedError,
     GenerateRequest,
     GenerateResult,
-    ModelBackend,
-    NoOptions,
     Usage,
     create_backend,
     estimate_prompt_tokens,
@@ -37,7 +33,9 @@ from societies.backends.simulated import GroundTruth, SimulatedBackend, ask
 from societies.config.models import ModelSpec, Price
 from societies.errors import ConfigError
 from societies.plan.plan import Plan
-from societies.store.db import STORE_FILE, RunStore
+from societies.scheduler.estimate import Estimate, estimate_plan
+
+log = logging.getLogger(__name__)
 
 #: Built-in prices (USD per million tokens), from the providers' published price lists.
 DEFAULT_PRICES: dict[str, Price] = {
@@ -123,6 +121,10 @@ class CostMeter:
 
     def admit(self, estimate: float) -> None:
         if self.budget is not None and self.spent + self.reserved + estimate > self.budget:
+            log.info(
+                "budget: refusing a call estimated at $%.4f ($%.4f spent, $%.4f in flight)",
+                estimate, self.spent, self.reserved,
+            )  # fmt: skip
             raise CallRefusedError(
                 f"budget of ${self.budget:.2f} reached (${self.spent:.4f} spent; the next "
                 f"call may cost ${estimate:.4f})"
@@ -207,68 +209,13 @@ class DryRun:
     cost: float | None
     by_model: dict[str, tuple[int, int, int]]
     unpriced: list[str]
-
-
-class _DryBackend(ModelBackend[NoOptions]):
-    """Answers every call with filler of the assumed reply length; sends nothing."""
-
-    name = "dry-run"
-
-    def __init__(self, spec: ModelSpec, reply_tokens: int) -> None:
-        super().__init__(ModelSpec(name=spec.name))
-        self.reply_tokens = int(spec.params.get("max_tokens") or reply_tokens)
-        self.seen: list[tuple[str, int, int]] = []
-
-    async def generate(self, request: GenerateRequest) -> GenerateResult:
-        key = request.key
-        text = "ok" if key is not None and key.step == "persona" else "word " * self.reply_tokens
-        reply = 1 if text == "ok" else self.reply_tokens
-        usage = Usage(estimate_prompt_tokens(request.messages), reply)
-        self.seen.append((request.model, usage.prompt_tokens, usage.completion_tokens))
-        return GenerateResult(text, usage)
+    size: Estimate = field(default_factory=Estimate)
 
 
 def estimate_run(plan: Plan, table: Mapping[str, Price], reply_tokens: int = 250) -> DryRun:
-    """Run the plan against a stand-in model in a scratch copy of the run store, so that calls
-    already stored count as reused, and count what the real run would send."""
-    from societies.backends.replay import ReplayBackend
-    from societies.scheduler.session import open_store, run_plan
-
-    backends: list[_DryBackend] = []
-
-    def make(spec: ModelSpec) -> AnyBackend:
-        if spec.backend == "replay":
-            # Recorded answers are replayed for real (they cost nothing); only the fallback,
-            # which would be asked over the network, is stood in for.
-            options = dict(spec.options)
-            fallback = options.pop("fallback", None)
-            replay = ReplayBackend(spec.model_copy(update={"options": options}))
-            if fallback:
-                replay.fallback = make(ModelSpec.model_validate(fallback))
-            return replay
-        backend = _DryBackend(spec, reply_tokens)
-        backends.append(backend)
-        return backend
-
-    with tempfile.TemporaryDirectory(prefix="societies-dry-") as tmp:
-        existing = plan.output / STORE_FILE
-        if existing.exists():
-            source = RunStore(existing, readonly=True)
-            try:
-                source.backup_to(Path(tmp) / STORE_FILE)
-            finally:
-                source.close()
-        scratch = replace(plan, output=Path(tmp))
-        store = open_store(scratch)
-        try:
-            summary = asyncio.run(run_plan(scratch, store, backend_factory=make, argv=["dry-run"]))
-        finally:
-            store.close()
-    by_model: dict[str, tuple[int, int, int]] = {}
-    for backend in backends:
-        for model, prompt, completion in backend.seen:
-            n, p, c = by_model.get(model, (0, 0, 0))
-            by_model[model] = (n + 1, p + prompt, c + completion)
+    """Price the plan's computed size (``societies.scheduler.estimate``): nothing is run."""
+    est = estimate_plan(plan, reply_tokens)
+    by_model = est.by_model
     paid = {s.name for s in paid_specs(plan)}
     cost: float | None = 0.0
     unpriced = []
@@ -282,13 +229,14 @@ def estimate_run(plan: Plan, table: Mapping[str, Price], reply_tokens: int = 250
         elif cost is not None:
             cost += cost_of(price, Usage(p, c))
     return DryRun(
-        calls=summary.made,
+        calls=est.calls,
         paid_calls=sum(n for model, (n, _, _) in by_model.items() if model in paid),
-        reused=summary.reused,
+        reused=est.reused,
         prompt_tokens=sum(p for _, p, _ in by_model.values()),
         completion_tokens=sum(c for _, _, c in by_model.values()),
         reply_tokens=reply_tokens,
         cost=cost,
         by_model=by_model,
         unpriced=sorted(unpriced),
+        size=est,
     )

@@ -92,6 +92,12 @@ class ModelBackend(ABC, Generic[OptionsT]):
     #: Validated from ``model.options`` in the experiment file; the type parameter names it
     #: for the type checker, so ``self.options`` is typed in every backend.
     Options: ClassVar[type[BaseModel]] = NoOptions
+    #: Options that change how requests travel (server address, timeouts, retries, pacing)
+    #: but never a request or its reply: a run may resume after they change.
+    transport_options: ClassVar[frozenset[str]] = frozenset()
+    #: Answers cost nothing and are remade identically (the simulator): the runner then need
+    #: not commit each answer before admitting the next call.
+    free: ClassVar[bool] = False
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
@@ -100,6 +106,11 @@ class ModelBackend(ABC, Generic[OptionsT]):
     @abstractmethod
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         """Answer one chat request. Raise the errors above; anything else is a bug."""
+
+    @classmethod
+    def preflight(cls, spec: ModelSpec) -> None:
+        """Check what can be checked before a run directory is created (an API key's
+        environment variable); raise ``ConfigError``."""
 
     async def aclose(self) -> None:
         """Release connections; called once when the run ends."""

@@ -45,12 +45,19 @@ class Transient(Exception):
     """A failure worth another attempt."""
 
     def __init__(
-        self, reason: str, *, status: int | None = None, retry_after: float | None = None
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        connection: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.retry_after = retry_after
+        #: No HTTP response at all (refused, reset, unreachable): what the circuit breaker counts.
+        self.connection = connection
 
 
 def redact(text: str, secrets: Sequence[str]) -> str:
@@ -102,9 +109,10 @@ def classify(exc: openai.OpenAIError, secrets: Sequence[str]) -> Exception:
         refused = _refused_connection(exc)
         if refused is None:
             return Transient("timed out")
-        return Transient(f"connection error: {redact(str(refused), secrets)}")
+        return Transient(f"connection error: {redact(str(refused), secrets)}", connection=True)
     if isinstance(exc, openai.APIConnectionError):
-        return Transient(f"connection error: {redact(str(exc.__cause__ or exc), secrets)}")
+        reason = redact(str(exc.__cause__ or exc), secrets)
+        return Transient(f"connection error: {reason}", connection=True)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         message = redact(str(exc.message), secrets)

@@ -4,8 +4,10 @@ llama.cpp, LM Studio, ...), on the official AsyncOpenAI client.
 The client's own retries are off (``max_retries=0``) so that ours, with tenacity, are the only
 ones: they honour Retry-After, are bounded in attempts and in total wait, and classify every
 failure once (see ``societies.backends.errors``). Requests and tokens per minute are paced
-with aiolimiter on top of the run's concurrency limit; a 429 pauses every call of the backend
-for the time the server asks, so a burst of 429s backs the whole run off, then it recovers.
+with aiolimiter on top of the run's concurrency limit. A 429 delays its own call by the
+Retry-After the server sends; only a run of 429s in a row pauses every call of the backend.
+Attempt timeouts follow the server's answer times and a circuit breaker stops a run against
+a dead server within seconds (see ``societies.backends.health``).
 
 The API key is read from the environment variable named in the options and handed to the
 client only: it is never part of the options, the store, a log line or an error message.
@@ -44,11 +46,15 @@ from societies.backends.base import (
     register_backend,
 )
 from societies.backends.errors import Transient, classify, redact
+from societies.backends.health import AttemptTimeout, CircuitBreaker
 from societies.config.models import ModelSpec
+from societies.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 OPENAI_URL = "https://api.openai.com/v1"
+#: 429s in a row (no other answer between) after which every call of the backend pauses.
+PAUSE_AFTER_429 = 8
 
 
 class OpenAIOptions(BaseModel):
@@ -62,7 +68,20 @@ class OpenAIOptions(BaseModel):
     organization: str | None = None
     project: str | None = None
     headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers.")
-    timeout: float = Field(120.0, gt=0, description="Seconds before a request is abandoned.")
+    timeout: float = Field(
+        120.0, gt=0, description="Longest an attempt may take, seconds (see adaptive_timeout)."
+    )
+    adaptive_timeout: bool = Field(
+        True,
+        description="Once 20 calls have answered, abandon an attempt after 8x the 95th "
+        "percentile of answer times (at least 1 s), doubling per retry, at most `timeout`.",
+    )
+    down_after: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds of failed connections on every attempt after which the server "
+        "is taken as down and the run stops (resumable).",
+    )
     max_attempts: int = Field(8, ge=1, description="Attempts per call, the first included.")
     max_wait: float = Field(300.0, ge=0, description="Total seconds of back-off per call.")
     backoff_initial: float = Field(0.5, gt=0, description="First back-off, seconds.")
@@ -83,6 +102,17 @@ class OpenAIOptions(BaseModel):
 class OpenAIBackend(ModelBackend[OpenAIOptions]):
     name = "openai"
     Options = OpenAIOptions
+    # Everything but what selects the model's answers (none of these options do).
+    transport_options = frozenset(OpenAIOptions.model_fields)
+
+    @classmethod
+    def preflight(cls, spec: ModelSpec) -> None:
+        opts = OpenAIOptions.model_validate(spec.options)
+        if opts.api_key_env and opts.base_url is None and not os.environ.get(opts.api_key_env):
+            raise ConfigError(
+                f"openai: the environment variable {opts.api_key_env} is not set "
+                "(it must hold the API key)"
+            )
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -113,7 +143,10 @@ class OpenAIBackend(ModelBackend[OpenAIOptions]):
         self._rpm = AsyncLimiter(burst, burst * 60 / opts.rpm) if opts.rpm else None
         self._tpm = AsyncLimiter(opts.tpm, 60) if opts.tpm else None
         self._paused_until = 0.0
+        self._consecutive_429 = 0
         self._rng = random.Random()
+        self._timeout = AttemptTimeout(opts.timeout, adaptive=opts.adaptive_timeout)
+        self._breaker = CircuitBreaker(f"openai at {opts.base_url or OPENAI_URL}", opts.down_after)
 
     def max_concurrency(self) -> int | None:
         limit: int | None = self.options.max_concurrency
@@ -130,12 +163,15 @@ class OpenAIBackend(ModelBackend[OpenAIOptions]):
             wait=self._wait,
             retry=retry_if_exception_type(Transient),
             reraise=True,
+            sleep=self._breaker.sleep,
+            before_sleep=_log_retry,
         )
         try:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    result = await self._once(request)
+                    self._breaker.check()
+                    result = await self._once(request, attempts)
                     return GenerateResult(
                         result.text, result.usage, result.model, result.request_id, attempts
                     )
@@ -168,7 +204,7 @@ class OpenAIBackend(ModelBackend[OpenAIOptions]):
             tokens = estimate_prompt_tokens(request.messages) + int(max_tokens or 0)
             await self._tpm.acquire(min(tokens, self._tpm.max_rate))
 
-    async def _once(self, request: GenerateRequest) -> GenerateResult:
+    async def _once(self, request: GenerateRequest, attempt: int) -> GenerateResult:
         await self._pace(request)
         params = dict(request.params)
         extra_body = dict(params.pop("extra_body", None) or {})
@@ -179,22 +215,58 @@ class OpenAIBackend(ModelBackend[OpenAIOptions]):
             **extra_body,
         }
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        started = time.monotonic()
+        limit = self._timeout.ceiling
         try:
-            # The client's generic ``post`` with the body already encoded: the typed
-            # ``chat.completions.create`` re-walks every message through its schema transform
-            # and copies it, a few milliseconds per call that would cap a run's throughput.
-            response = await self.client.post(
-                "/chat/completions", cast_to=httpx2.Response, content=content
-            )
-            text = (await response.aread()).decode("utf-8", errors="replace")
+            async with self._timeout.attempt(attempt) as limit:
+                # The client's generic ``post`` with the body already encoded: the typed
+                # ``chat.completions.create`` re-walks every message through its schema
+                # transform and copies it, a few milliseconds per call that would cap a run's
+                # throughput.
+                response = await self.client.post(
+                    "/chat/completions", cast_to=httpx2.Response, content=content
+                )
+                text = (await response.aread()).decode("utf-8", errors="replace")
+        except TimeoutError:
+            raise Transient(f"no answer within {limit:.1f} s (attempt {attempt})") from None
         except openai.OpenAIError as exc:
             error = classify(exc, self._secrets)
-            if isinstance(error, Transient) and error.status == 429:
-                pause = error.retry_after if error.retry_after is not None else 1.0
-                self._paused_until = max(self._paused_until, time.monotonic() + pause)
+            if isinstance(error, Transient) and error.connection:
+                self._breaker.failed_to_connect()
+            else:
+                self._breaker.answered()
+                self._after_status(error)
             raise error from None
+        self._breaker.answered()
+        self._consecutive_429 = 0
+        self._timeout.observe(time.monotonic() - started)
         request_id = response.headers.get("x-request-id")
         return _parse_completion(text, request.model, request_id)
+
+    def _after_status(self, error: Exception) -> None:
+        """The 429 rule: a 429 delays only its own call's retry, by the Retry-After the
+        server sent; every call of the backend pauses only when the server refuses
+        ``PAUSE_AFTER_429`` requests in a row (it is saturated, not choosing requests)."""
+        if not (isinstance(error, Transient) and error.status == 429):
+            self._consecutive_429 = 0
+            return
+        self._consecutive_429 += 1
+        if self._consecutive_429 >= PAUSE_AFTER_429:
+            pause = error.retry_after if error.retry_after is not None else 1.0
+            if time.monotonic() + pause > self._paused_until:
+                log.info(
+                    "openai: %d 429s in a row; pausing every call %.1f s",
+                    self._consecutive_429,
+                    pause,
+                )
+            self._paused_until = max(self._paused_until, time.monotonic() + pause)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    outcome = state.outcome
+    exc = outcome.exception() if outcome is not None else None
+    wait = state.next_action.sleep if state.next_action is not None else 0.0
+    log.info("openai: attempt %d failed (%s); retrying in %.1f s", state.attempt_number, exc, wait)
 
 
 def _parse_completion(text: str, model: str, request_id: str | None) -> GenerateResult:

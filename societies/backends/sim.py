@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 from collections import Counter
 from random import Random
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,15 +33,19 @@ from societies.backends.simulated import GroundTruth, SimulatedBackend, simulate
 DEFAULT_ACCURACY = {"mmlu": 0.6, "math": 0.45, "chess": 0.4}
 
 
+#: A probability: every sim option that is one is bounded to [0, 1].
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
 class SimOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    accuracy: float | dict[str, float] = Field(
+    accuracy: Probability | dict[str, Probability] = Field(
         default_factory=lambda: dict(DEFAULT_ACCURACY),
         description="P(correct first answer), one value or per task name.",
     )
     default_accuracy: float = Field(0.55, ge=0, le=1)
-    conformity: dict[str, float] = Field(
+    conformity: dict[str, Probability] = Field(
         default_factory=lambda: {"easy-going": 0.8, "overconfident": 0.25},
         description="Per trait: P(adopting the other agents' majority answer in a debate).",
     )
@@ -68,6 +73,8 @@ class SimOptions(BaseModel):
 class SimBackend(SimulatedBackend[SimOptions]):
     name = "sim"
     Options = SimOptions
+    transport_options = frozenset({"latency_ms"})
+    free = True
 
     async def simulate(self, request: GenerateRequest, truth: GroundTruth) -> GenerateResult:
         opts = self.options

@@ -73,6 +73,7 @@ def _import(name: str) -> Any:
 class TransformersBackend(ModelBackend[TransformersOptions]):
     name = "transformers"
     Options = TransformersOptions
+    transport_options = frozenset({"batch_wait_ms"})
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)

@@ -27,10 +27,22 @@ def _options(pairs: tuple[str, ...], skip_invalid: bool) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise DataError(f"--option {pair!r}: expected KEY=VALUE")
-        options[key] = yaml.safe_load(value) if value else ""
+        options[key] = _option_value(value)
     if skip_invalid:
         options["skip_invalid"] = True
     return options
+
+
+def _option_value(value: str) -> Any:
+    """A YAML scalar or list (``3``, ``true``, ``[a, b]``), else the text as given: a template
+    such as ``{{ prompt }}`` is not YAML and stays a string."""
+    if not value:
+        return ""
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    return value if isinstance(parsed, dict) else parsed
 
 
 def _task(name: str, extraction: str, options: dict[str, Any]) -> Task:

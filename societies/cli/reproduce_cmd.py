@@ -36,6 +36,8 @@ from societies.presets import paper_plans
 @click.option("--only", multiple=True, help="Run only these presets (repeatable).")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Model calls in flight at once.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--accept-size", is_flag=True,
+              help="Run even when the estimated size exceeds this machine.")  # fmt: skip
 @user_errors
 def reproduce(
     study: str,
@@ -49,6 +51,7 @@ def reproduce(
     only: tuple[str, ...],
     concurrency: int | None,
     quiet: bool,
+    accept_size: bool,
 ) -> None:
     """Reproduce a study: run its presets (resuming what is stored) and write one report."""
     from societies.analysis.load import load_run
@@ -63,7 +66,7 @@ def reproduce(
         concurrency=concurrency,
     )
     plans = paper_plans(overrides, only)
-    run_plans(plans, quiet=quiet, dry_run=dry_run, budget=budget)
+    run_plans(plans, quiet=quiet, dry_run=dry_run, budget=budget, accept_size=accept_size)
     if dry_run:
         return
     report = out / "report.html"

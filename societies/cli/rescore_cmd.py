@@ -28,7 +28,7 @@ def rescore(run_dir: Path, extraction: str) -> None:
     """Re-parse and re-score every stored reply of RUN_DIR; no model is called."""
     if not (run_dir / STORE_FILE).is_file():
         raise StoreError(f"{run_dir}: no run store ({STORE_FILE}) here")
-    store = RunStore.for_run_dir(run_dir)
+    store = RunStore.open_locked(run_dir)  # not while a run writes to it
     try:
         s = rescore_store(store, extraction)  # type: ignore[arg-type]
         cells = unparsed_rates(store)

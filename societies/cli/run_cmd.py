@@ -17,7 +17,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from societies.backends.base import get_backend_class
 from societies.cli.main import user_errors
+from societies.config.models import Price
 from societies.cost import (
     CostMeter,
     DryRun,
@@ -29,6 +31,7 @@ from societies.cost import (
 from societies.errors import SocietiesError
 from societies.plan.plan import Overrides, Plan
 from societies.plan.resolve import load_plans
+from societies.scheduler.estimate import check_size, human_bytes, size_line
 from societies.scheduler.runner import RunSummary
 from societies.scheduler.session import open_store, run_plan
 from societies.scheduler.tree import planned_calls
@@ -55,6 +58,8 @@ class RunFailed(SocietiesError):
               help="Dry run: assumed reply length when max_tokens is not set.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--skip-invalid", is_flag=True, help="Leave unusable data rows out, with a warning.")
+@click.option("--accept-size", is_flag=True,
+              help="Run even when the estimated size exceeds this machine.")  # fmt: skip
 @user_errors
 def run(
     experiment: Path,
@@ -68,6 +73,7 @@ def run(
     reply_tokens: int,
     quiet: bool,
     skip_invalid: bool,
+    accept_size: bool,
 ) -> None:
     """Run EXPERIMENT (a YAML file); re-running resumes, making only calls not yet stored."""
     options = {"base_url": base_url} if base_url else {}
@@ -82,7 +88,14 @@ def run(
             skip_invalid=skip_invalid,
         ),
     )
-    run_plans(plans, quiet=quiet, dry_run=dry_run, budget=budget, reply_tokens=reply_tokens)
+    run_plans(
+        plans,
+        quiet=quiet,
+        dry_run=dry_run,
+        budget=budget,
+        reply_tokens=reply_tokens,
+        accept_size=accept_size,
+    )
 
 
 def run_plans(
@@ -92,19 +105,36 @@ def run_plans(
     dry_run: bool = False,
     budget: float | None = None,
     reply_tokens: int = 250,
+    accept_size: bool = False,
 ) -> None:
     """Run each plan in turn (one budget across them all), printing its summary; stop at the
-    first that does not finish. A dry run only prints what each would cost."""
+    first that does not finish. A dry run only prints what each would cost.
+
+    Every plan's size is computed first (scheduler/estimate.py) and printed; a run too large
+    for the machine is refused before anything is created, unless ``accept_size``."""
     tables = [price_table(plan.experiment.prices) for plan in plans]
+    estimates = _estimates(plans, tables, reply_tokens, quiet)
     if dry_run:
-        for plan, table in zip(plans, tables, strict=True):
-            _print_dry_run(plan, estimate_run(plan, table, reply_tokens))
+        for plan, dry in zip(plans, estimates, strict=True):
+            _print_dry_run(plan, dry)
+        if len(plans) > 1:
+            _print_total(estimates)
         return
+    for plan in plans:  # an API key missing is found before any run directory is made
+        for society in plan.societies:
+            for agent in society.agents:
+                get_backend_class(agent.model.backend).preflight(agent.model)
+    err = Console(stderr=True)
+    for plan, dry in zip(plans, estimates, strict=True):
+        if not quiet:
+            err.print(size_line(plan.experiment.name, dry.size), highlight=False)
+        if accept_size:
+            continue
+        check_size(plan, dry.size)
     if budget is not None:
         for plan, table in zip(plans, tables, strict=True):
             check_prices(plan, table)
     meter = CostMeter(tables[0], budget)
-    err = Console(stderr=True)
     for plan, table in zip(plans, tables, strict=True):
         meter.table = table
         store = open_store(plan)
@@ -196,6 +226,37 @@ def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: Cost
         out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+def _estimates(
+    plans: list[Plan], tables: list[dict[str, Price]], reply_tokens: int, quiet: bool
+) -> list[DryRun]:
+    """Each plan's computed size and cost, with a progress bar over plans when there are
+    several (the whole study takes a few seconds)."""
+    progress = Progress(
+        TextColumn("estimating"), BarColumn(), MofNCompleteColumn(),
+        console=Console(stderr=True), disable=quiet or len(plans) < 2, transient=True,
+    )  # fmt: skip
+    out = []
+    with progress:
+        bar = progress.add_task("estimate", total=len(plans))
+        for plan, table in zip(plans, tables, strict=True):
+            out.append(estimate_run(plan, table, reply_tokens))
+            progress.update(bar, advance=1)
+    return out
+
+
+def _print_total(estimates: list[DryRun]) -> None:
+    costs = [d.cost for d in estimates]
+    cost = "unknown" if None in costs else f"${sum(c or 0.0 for c in costs):.2f}"
+    Console().print(
+        f"total: {sum(d.calls for d in estimates):,} calls to make "
+        f"({sum(d.reused for d in estimates):,} already stored); estimated tokens: "
+        f"{sum(d.prompt_tokens for d in estimates):,} prompt + "
+        f"{sum(d.completion_tokens for d in estimates):,} completion; estimated cost: {cost}; "
+        f"store ~{human_bytes(sum(d.size.store_bytes for d in estimates))}",
+        highlight=False,
+    )
+
+
 def _print_dry_run(plan: Plan, dry: DryRun) -> None:
     out = Console()
     table = Table(title=f"{plan.experiment.name}: dry run (nothing sent)")
@@ -210,5 +271,7 @@ def _print_dry_run(plan: Plan, dry: DryRun) -> None:
         f"calls: {dry.calls:,} to make ({dry.paid_calls:,} to paid models), "
         f"{dry.reused:,} already stored; estimated tokens: {dry.prompt_tokens:,} prompt + "
         f"{dry.completion_tokens:,} completion (replies assumed {dry.reply_tokens} tokens "
-        f"unless max_tokens is set); estimated cost: {cost}{missing}"
+        f"unless max_tokens is set); estimated cost: {cost}{missing}; "
+        f"store ~{human_bytes(dry.size.store_bytes)}, memory ~{human_bytes(dry.size.memory_bytes)}"
+        + (f" ({dry.size.note})" if dry.size.note else "")
     )

@@ -7,9 +7,16 @@ printed by ``societies schema`` is generated from these classes.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Upper bounds that protect the machine (the size guard, scheduler/estimate.py, bounds the
+# product): a number beyond these is a typo or an attack, not an experiment.
+MAX_AGENTS = 1_000
+MAX_ROUNDS = 64
+MAX_REPEATS = 100_000
+MAX_CONCURRENCY = 10_000
 
 
 class Frozen(BaseModel):
@@ -91,7 +98,9 @@ class SocietySpec(Frozen):
     ``easy_going`` may be a list, which expands to one society per value."""
 
     name: str | None = None
-    agents: list[AgentSpec | str] | int
+    #: At most MAX_AGENTS (a number is checked when the society is resolved, where the
+    #: message can say so rather than pydantic's union errors).
+    agents: Annotated[list[AgentSpec | str], Field(max_length=MAX_AGENTS)] | int
     easy_going: int | list[int] | None = None
     briefing: BriefingSpec | None = Field(
         None, description="Given to each agent of the society that has no briefing of its own."
@@ -139,11 +148,13 @@ class Experiment(Frozen):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
     seed: int = 0
-    repeats: int = Field(1, ge=1)
+    repeats: int = Field(1, ge=1, le=MAX_REPEATS)
     output: str | None = Field(
         None, description="Run directory, relative to the experiment file; default runs/<name>."
     )
-    concurrency: int = Field(32, ge=1, description="Model calls in flight at once.")
+    concurrency: int = Field(
+        32, ge=1, le=MAX_CONCURRENCY, description="Model calls in flight at once."
+    )
     task: TaskSpec | None = None
     tasks: list[TaskSpec] | None = Field(
         None, description="Several tasks: one run per task, in <output>/<task name>."
@@ -155,7 +166,9 @@ class Experiment(Frozen):
     traits: dict[str, TraitSpec] = Field(default_factory=dict)
     patterns: dict[str, PatternSpec] = Field(default_factory=dict)
     societies: list[SocietySpec] = Field(min_length=1)
-    rounds: int | None = Field(None, ge=0, description="Rounds after the first answer.")
+    rounds: int | None = Field(
+        None, ge=0, le=MAX_ROUNDS, description="Rounds after the first answer."
+    )
     strategies: Literal["all"] | list[str | StrategySpec] = Field(
         "all",
         description="'all' (every debate/reflection combination of `rounds` rounds), or strings "

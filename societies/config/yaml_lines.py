@@ -16,12 +16,32 @@ from societies.errors import ConfigError
 PathKey = tuple[str | int, ...]
 
 
-def _construct(node: yaml.Node, path: PathKey, lines: dict[PathKey, int]) -> Any:
+#: Values an experiment file may hold once aliases are expanded. YAML aliases repeat a node
+#: without copying it, so ten lines can stand for 10^9 values (an "alias bomb"); expanding
+#: stops here, long before memory is at risk. The study's largest preset holds ~200.
+MAX_VALUES = 100_000
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.left = MAX_VALUES
+
+    def spend(self, node: yaml.Node) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise ConfigError(
+                f"more than {MAX_VALUES:,} values once aliases are expanded (an alias bomb?)",
+                line=node.start_mark.line + 1,
+            )
+
+
+def _construct(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], budget: _Budget) -> Any:
+    budget.spend(node)
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _construct(key_node, (*path, "<key>"), {})
+            key = _construct(key_node, (*path, "<key>"), {}, budget)
             if not isinstance(key, str | int | float | bool) and key is not None:
                 raise ConfigError(
                     "mapping keys must be plain scalars", line=key_node.start_mark.line + 1
@@ -33,10 +53,10 @@ def _construct(node: yaml.Node, path: PathKey, lines: dict[PathKey, int]) -> Any
                     line=key_node.start_mark.line + 1,
                     path=format_path((*path, skey)),
                 )
-            out[skey] = _construct(value_node, (*path, skey), lines)
+            out[skey] = _construct(value_node, (*path, skey), lines, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, (*path, i), lines) for i, item in enumerate(node.value)]
+        return [_construct(item, (*path, i), lines, budget) for i, item in enumerate(node.value)]
     if isinstance(node, yaml.ScalarNode):
         return _scalar(node)
     raise ConfigError(f"unsupported YAML node {node.tag}", line=node.start_mark.line + 1)
@@ -75,7 +95,7 @@ def load_yaml_with_lines(file: Path) -> tuple[Any, dict[PathKey, int]]:
         raise ConfigError("the file is empty", file=str(file))
     lines: dict[PathKey, int] = {}
     try:
-        data = _construct(node, (), lines)
+        data = _construct(node, (), lines, _Budget())
     except ConfigError as exc:
         exc.file = str(file)
         raise ConfigError(exc.message, file=str(file), line=exc.line, path=exc.path) from None

@@ -66,9 +66,17 @@ class _UsageRecord(dict[str, Any]):
             self.update(state)
 
 
+def _bytes(*args: Any) -> bytes:
+    """``bytes`` as a pickle may call it, but never ``bytes(n)``: a 20-byte pickle calling
+    ``bytes(2**40)`` would allocate a terabyte."""
+    if args and isinstance(args[0], int):
+        raise pickle.UnpicklingError("refused bytes(n)")
+    return bytes(*args)
+
+
 _SAFE_BUILTINS = {
     "dict": dict, "list": list, "tuple": tuple, "set": set, "frozenset": frozenset,
-    "str": str, "bytes": bytes, "int": int, "float": float, "bool": bool, "complex": complex,
+    "str": str, "bytes": _bytes, "int": int, "float": float, "bool": bool, "complex": complex,
 }  # fmt: skip
 _USAGE_CLASSES = {
     ("openai.openai_object", "OpenAIObject"),
@@ -92,13 +100,27 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("refused a persistent id")
 
 
-def _plain(value: Any) -> Any:
-    """Usage records become plain dicts, recursively."""
+def _plain(value: Any, done: dict[int, Any] | None = None, open_: set[int] | None = None) -> Any:
+    """Usage records become plain dicts, recursively. A container shared by several parents
+    is converted once (a pickle of shared references can describe 2^60 paths in a few KB),
+    and one that contains itself is refused."""
+    if not isinstance(value, dict | list | tuple):
+        return value
+    done = {} if done is None else done
+    open_ = set() if open_ is None else open_
+    key = id(value)
+    if key in done:
+        return done[key]
+    if key in open_:
+        raise ValueError("a container that contains itself")
+    open_.add(key)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
+        out: Any = {k: _plain(v, done, open_) for k, v in value.items()}
+    else:
+        out = [_plain(v, done, open_) for v in value]
+    open_.discard(key)
+    done[key] = out
+    return out
 
 
 def safe_load(path: Path) -> Any:
@@ -108,6 +130,8 @@ def safe_load(path: Path) -> Any:
         return _plain(RestrictedUnpickler(io.BytesIO(data)).load())
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
         raise DataError(f"{path}: not a result pickle this importer accepts ({exc})") from None
+    except (RecursionError, MemoryError) as exc:
+        raise DataError(f"{path}: a pickle too deep or too large to import ({exc!r})") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from societies.backends.base import get_backend_class
-from societies.config.models import Experiment, ModelOverride, ModelSpec, SocietySpec, TaskSpec
+from societies.config.models import (
+    MAX_AGENTS,
+    Experiment,
+    ModelOverride,
+    ModelSpec,
+    SocietySpec,
+    TaskSpec,
+)
 from societies.config.validate import Locator, pydantic_error, read_experiment
 from societies.config.yaml_lines import PathKey, format_path
 from societies.errors import ConfigError, DataError
@@ -35,6 +42,9 @@ from societies.society.strategy import (
 )
 from societies.society.traits import BUILTIN_TRAITS, Trait
 from societies.tasks.base import Case, Task, get_task_class
+
+#: ``strategies: all`` makes 2^rounds strategies: 4,096 at 12 rounds.
+MAX_ALL_ROUNDS = 12
 
 
 def load_plans(file: Path, overrides: Overrides | None = None) -> list[Plan]:
@@ -141,7 +151,7 @@ def _resolve(
     cases = _load_cases(task_spec, task, data_path, loc, ov.limit, task_path)
 
     _check_backend(experiment.model, ("model",), loc)
-    societies = _resolve_societies(experiment, traits, loc)
+    societies = _resolve_societies(experiment, traits, loc, base_dir)
     strategies, rounds = _resolve_strategies(experiment, societies, patterns, loc)
     used = {p for ss in strategies.values() for s in ss for plan in s.rounds for p in plan}
     prompts = PromptSet(experiment.prompts, base_dir)
@@ -229,8 +239,18 @@ def _check_backend(spec: ModelSpec, path: PathKey, loc: Locator) -> None:
         raise pydantic_error(exc, spec.options, loc, prefix=(*path, "options")) from None
 
 
+def _paths_from(base_dir: Path, spec: ModelSpec) -> ModelSpec:
+    """One rule for every path in an experiment: relative to the experiment file (data,
+    output, a prompt set's directory, and here a replay's ``source``)."""
+    source = spec.options.get("source")
+    if spec.backend != "replay" or not isinstance(source, str) or Path(source).is_absolute():
+        return spec
+    options = {**spec.options, "source": os.path.normpath(base_dir / source)}
+    return spec.model_copy(update={"options": options})
+
+
 def _resolve_societies(
-    experiment: Experiment, traits: dict[str, Trait], loc: Locator
+    experiment: Experiment, traits: dict[str, Trait], loc: Locator, base_dir: Path
 ) -> list[Society]:
     societies: list[Society] = []
     known = ", ".join(sorted(traits))
@@ -240,6 +260,11 @@ def _resolve_societies(
         if isinstance(spec.agents, int):
             if spec.agents < 1:
                 raise loc.error((*base, "agents"), "a society needs at least one agent")
+            if spec.agents > MAX_AGENTS:
+                raise loc.error(
+                    (*base, "agents"),
+                    f"at most {MAX_AGENTS:,} agents in a society, got {spec.agents:,}"[:200],
+                )
             ks = spec.easy_going if spec.easy_going is not None else 0
             for k in ks if isinstance(ks, list) else [ks]:
                 if not 0 <= k <= spec.agents:
@@ -270,7 +295,7 @@ def _resolve_societies(
                         where = (*base, "agents")
                     raise loc.error(where, f"unknown trait '{trait_name}' (known: {known})")
                 override = None if isinstance(a, str) else a.model
-                model = merge_model(experiment.model, spec.model, override)
+                model = _paths_from(base_dir, merge_model(experiment.model, spec.model, override))
                 if override is not None or spec.model is not None:
                     _check_backend(model, (*a_path, "model"), loc)
                 agents_out.append(
@@ -302,6 +327,12 @@ def _resolve_strategies(
     if experiment.strategies == "all":
         if experiment.rounds is None:
             raise loc.error(("rounds",), "strategies: all needs the number of rounds")
+        if experiment.rounds > MAX_ALL_ROUNDS:
+            raise loc.error(
+                ("rounds",),
+                f"strategies: all with {experiment.rounds} rounds is 2^{experiment.rounds} "
+                f"strategies; at most {MAX_ALL_ROUNDS} rounds (or list the strategies)",
+            )
         specs = [(("strategies",), s) for s in all_combinations(experiment.rounds, patterns)]
     else:
         specs = [(("strategies", i), s) for i, s in enumerate(experiment.strategies)]

@@ -175,6 +175,8 @@ class Runner:
         self.summary = RunSummary(planned=planned_calls(plan))
         self.stopping = False
         self.fatal: BaseException | None = None
+        #: A paid answer is buffered, not yet committed (see _call).
+        self._paid_unflushed = False
 
     def _tree(self, society: Society, case: Case, repeat: int) -> Node:
         strategies = self.plan.strategies_for(society, case, repeat)
@@ -380,6 +382,12 @@ class Runner:
         async with self.slots:
             if self.stopping:
                 raise _StopRun
+            # Durable before admitted: every paid answer received so far is committed before
+            # this call is sent, so a crash re-sends at most the calls in flight (never a
+            # paid, answered one). Answers arriving together share one commit.
+            if self._paid_unflushed:
+                self._paid_unflushed = False
+                self.store.flush()
             started = time.perf_counter()
             text: str | None = None
             error: str | None = None
@@ -422,6 +430,7 @@ class Runner:
                        p + c, cached, latency_ms, spec.backend, model, params_json, attempts,
                        outcome, error, request_hash, request_id, self.invocation, now())
         )  # fmt: skip
+        self._paid_unflushed |= not backend.free
         self.summary.made += 1
         self.summary.tokens += p + c
         if outcome == "error":

@@ -7,6 +7,7 @@ it; any change that would alter the requests is refused rather than mixed with o
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -20,6 +21,7 @@ from societies.backends.base import create_backend
 from societies.errors import StoreError
 from societies.plan.plan import Plan
 from societies.scheduler.runner import BackendFactory, ProgressFn, Runner, RunSummary
+from societies.scheduler.transport import changed_transport, split_transport
 from societies.store.db import RunStore, now
 
 log = logging.getLogger(__name__)
@@ -38,16 +40,24 @@ def identity(plan: Plan) -> dict[str, Any]:
     data["task"].pop("extraction", None)
     data.pop("tasks", None)
     data["task"]["data"] = plan.data.name  # which candidate was used
+    split_transport(data)
     return data
 
 
 def open_store(plan: Plan) -> RunStore:
-    """Open (or create) the run's store and check it holds this experiment."""
-    store = RunStore.for_run_dir(plan.output)
+    """Lock the run directory, open (or create) its store and check it holds this experiment.
+
+    The lock (store/lock.py) is taken before the store is touched, so a second invocation
+    into the same directory is refused before it can create, migrate or pay for anything;
+    ``store.close()`` releases it.
+    """
+    store = RunStore.open_locked(plan.output)
     try:
         _check_or_create(plan, store)
     except BaseException:
-        store.close()
+        store.con.close()
+        if store.lock is not None:
+            store.lock.release()
         raise
     return store
 
@@ -78,12 +88,16 @@ def _check_or_create(plan: Plan, store: RunStore) -> None:
                 f"{plan.output} --extraction {plan.task.extraction}`"
             )
         old = json.loads(row["identity_json"])
+        split_transport(old)  # stores made before transport options were left out
         if old != ident:
             changed = sorted(k for k in set(old) | set(ident) if old.get(k) != ident.get(k))
             raise StoreError(
                 f"{plan.output}: holds a run of a different experiment (changed: "
                 f"{', '.join(changed)}); run into a new directory with --out, or remove it"
             )
+        transport = changed_transport(row["config_json"], plan.experiment.model_dump(mode="json"))
+        if transport:
+            log.warning("resuming with changed transport settings: %s", ", ".join(transport))
     stored = store.stored_cases()
     rows = []
     for case in plan.cases:
@@ -128,6 +142,9 @@ async def run_plan(
             summary = await runner.run()
         status = "stopped" if summary.stopped else ("incomplete" if summary.errors else "done")
         return summary
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        status = "interrupted"  # Ctrl-C or SIGTERM: resumable like any stop
+        raise
     finally:
         store.end_invocation(invocation, runner.summary.made, runner.summary.reused, status)
 

@@ -6,7 +6,10 @@ that may come from anyone, and a template must not reach Python internals throug
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import signal
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +26,56 @@ from societies.society.patterns import Pattern
 from societies.tasks.base import Case, Task
 
 BUILTIN_SETS = ("default", "machinesom")
+#: Longest a single template may take to render (a user's template can loop for hours).
+RENDER_SECONDS = 2.0
+#: Largest string or list a template's ``*`` may build, and largest ``**`` exponent.
+MAX_PRODUCT = 1_000_000
+MAX_EXPONENT = 1_000
+
+
+class _RenderTimeout(Exception):
+    pass
+
+
+class BoundedSandbox(SandboxedEnvironment):
+    """The sandbox, with ``*`` and ``**`` bounded: ``"x" * 10**10`` would take 10 GB and
+    ``9 ** 10**9`` minutes, both from a one-line template."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if isinstance(right, int) and abs(right) > MAX_EXPONENT:
+                raise SecurityError(f"exponent {right} is larger than {MAX_EXPONENT}")
+            return left**right
+        for seq, n in ((left, right), (right, left)):
+            if (
+                isinstance(seq, str | list | tuple)
+                and isinstance(n, int)
+                and len(seq) * n > MAX_PRODUCT
+            ):
+                raise SecurityError(f"a result longer than {MAX_PRODUCT:,}")
+        return left * right
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt a render that takes longer than ``seconds`` (main thread only: elsewhere
+    signals cannot be used, and the render is unbounded in time but still sandboxed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise _RenderTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +127,10 @@ class PromptSet:
         if persona not in ("roleplay", "system"):
             raise ConfigError(f"promptset persona must be roleplay or system, not {persona!r}")
         self.name = spec
+        #: A user's own templates render under the time limit (see _render).
+        self._timed = spec not in BUILTIN_SETS
         self.manifest = Manifest(persona, bool(raw.get("case_roles", True)), raw.get("extends"))
-        self.env = SandboxedEnvironment(
+        self.env = BoundedSandbox(
             loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
@@ -94,12 +149,17 @@ class PromptSet:
                 self._cache[name] = self.env.get_template(name)
             except jinja2.TemplateNotFound:
                 self._cache[name] = None
+            except jinja2.TemplateSyntaxError as exc:
+                raise _syntax_error(exc) from None
         return self._cache[name]
 
     def _inline(self, source: str) -> jinja2.Template:
         key = "inline:" + source
         if key not in self._cache:
-            self._cache[key] = self.env.from_string(source)
+            try:
+                self._cache[key] = self.env.from_string(source)
+            except jinja2.TemplateSyntaxError as exc:
+                raise _syntax_error(exc) from None
         template = self._cache[key]
         assert template is not None
         return template
@@ -137,13 +197,13 @@ class PromptSet:
             "agent": agent.name,
         }
         if agent.trait.persona is not None:
-            return self._render(self._inline(agent.trait.persona), variables)
+            return self._render(self._inline(agent.trait.persona), variables, timed=True)
         template = self._template(f"persona/{agent.trait.name}.j2") or self._template(
             "persona/default.j2"
         )
         if template is None:
             raise ConfigError(f"prompt set '{self.name}' has no persona/default.j2")
-        return self._render(template, variables)
+        return self._render(template, variables, timed=self._timed)
 
     def briefing(self, agent: Agent, task: Task, case: Case) -> str | None:
         """The agent's private briefing for ``case``, or ``None`` when it has none."""
@@ -180,7 +240,7 @@ class PromptSet:
     def question(self, task: Task, case: Case, variables: Mapping[str, Any]) -> str:
         template = self._template(f"{task.name}/question.j2")
         assert template is not None, "checked at load time"
-        return self._render(template, variables)
+        return self._render(template, variables, timed=self._timed)
 
     def turn(
         self,
@@ -190,24 +250,44 @@ class PromptSet:
         peers: Sequence[str],
         round_index: int,
     ) -> str:
+        timed = self._timed
         if pattern.template is not None:
-            template = self._inline(pattern.template)
+            template, timed = self._inline(pattern.template), True
         else:
             found = self._template(f"{task.name}/{pattern.name}.j2")
             assert found is not None, "checked at load time"
             template = found
-        return self._render(template, {**variables, "peers": peers, "round": round_index})
+        variables = {**variables, "peers": peers, "round": round_index}
+        return self._render(template, variables, timed=timed)
 
     @staticmethod
-    def _render(template: jinja2.Template, variables: Mapping[str, Any]) -> str:
+    def _render(template: jinja2.Template, variables: Mapping[str, Any], *, timed: bool) -> str:
+        """Render; a user's template (``timed``) under the time limit, the built-in sets'
+        without it (they are ours, and the timer would cost every call ~10 us)."""
+        name = template.name or "(inline)"
         try:
-            return template.render(variables)
+            if not timed:
+                return template.render(variables)
+            with _time_limit(RENDER_SECONDS):
+                return template.render(variables)
         except jinja2.UndefinedError as exc:
-            raise ConfigError(f"template {template.name or '(inline)'}: {exc.message}") from None
+            raise ConfigError(f"template {name}: {exc.message}") from None
         except SecurityError as exc:
+            raise ConfigError(f"template {name}: unsafe operation refused ({exc})") from None
+        except jinja2.TemplateSyntaxError as exc:  # in an included template
+            raise _syntax_error(exc) from None
+        except jinja2.TemplateNotFound as exc:
             raise ConfigError(
-                f"template {template.name or '(inline)'}: unsafe operation refused ({exc})"
+                f"template {name}: includes {exc.name}, which does not exist"
             ) from None
+        except _RenderTimeout:
+            raise ConfigError(
+                f"template {name}: took more than {RENDER_SECONDS:g} s to render"
+            ) from None
+        except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError,
+                RecursionError, MemoryError) as exc:  # fmt: skip
+            # A user's template can fail in any way its expressions can.
+            raise ConfigError(f"template {name}: {type(exc).__name__}: {exc}") from None
 
     def trial_render(
         self, task: Task, case: Case, agents: Sequence[Agent], patterns: Sequence[Pattern]
@@ -220,3 +300,8 @@ class PromptSet:
             self.question(task, case, {**variables, "role": self.role(agent, task, case)})
         for pattern in patterns:
             self.turn(pattern, task, variables, ("(a peer reply)",), 1)
+
+
+def _syntax_error(exc: jinja2.TemplateSyntaxError) -> ConfigError:
+    where = f"{exc.name}:{exc.lineno}" if exc.name else f"line {exc.lineno}"
+    return ConfigError(f"template {where}: {exc.message}", path="prompts")

@@ -2,7 +2,8 @@
 
 SQLite in WAL mode gives durable, crash-safe batches and lets readers (``societies report``
 while a run is going) see only committed rows. Rows are buffered and committed in small
-batches: a crash loses at most the last batch, which resume simply makes again.
+batches; the runner flushes before admitting each new call, so a crash loses no answer that
+was received before the next call went out (only calls in flight are made again).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from societies.store.compact import (
     pack,
     split_hashes,
 )
+from societies.store.lock import RunLock
 from societies.store.records import (
     CallKey,
     CallRecord,
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 
 STORE_FILE = "store.sqlite"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+#: Tables every store has from schema 1 on.
+_TABLES = frozenset({"run", "invocations", "cases", "agents", "strategy_nodes", "calls"})
 
 CALL_COLUMNS = (
     "id", "repeat", "case_id", "society", "node", "agent", "round", "step", "pattern",
@@ -93,6 +97,27 @@ SCHEMA_VERSION = max(n for n, _ in migrations())
 _COMPACTED = 4
 
 
+def ensure_run_dir(run_dir: Path) -> Path:
+    """Create the run directory, or say in one line why it cannot be one."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StoreError(f"{run_dir}: exists and is not a directory") from None
+    except OSError as exc:
+        raise StoreError(f"{run_dir}: cannot create the run directory ({exc.strerror})") from None
+    if (run_dir / STORE_FILE).is_dir():
+        raise StoreError(f"{run_dir / STORE_FILE}: a directory where the run store should be")
+    return run_dir
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection that leaves no trace: without a -wal file beside the database
+    there is nothing to read from one, so it is opened as immutable and SQLite creates no
+    -wal/-shm files beside a file that may not even be ours."""
+    immutable = "" if Path(f"{path}-wal").exists() else "&immutable=1"
+    return sqlite3.connect(f"file:{path}?mode=ro{immutable}", uri=True)
+
+
 def inspect_existing(path: Path) -> None:
     """Refuse a file that is not a store of ours, without writing a byte to it."""
     with path.open("rb") as fh:
@@ -100,7 +125,7 @@ def inspect_existing(path: Path) -> None:
     if header != _SQLITE_MAGIC:
         raise StoreError(f"{path}: not an SQLite database (left untouched)")
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = connect_readonly(path)
         try:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
             check = con.execute("PRAGMA quick_check").fetchone()[0]
@@ -117,6 +142,9 @@ def inspect_existing(path: Path) -> None:
         if tables:
             raise StoreError(f"{path}: an SQLite database that is not a societies store")
         return
+    missing = sorted(_TABLES - tables)
+    if version is not None and version >= 1 and missing:
+        raise StoreError(f"{path}: a damaged store (no {', '.join(missing)} table); left untouched")
     if version is None or version > SCHEMA_VERSION:
         raise StoreError(
             f"{path}: store schema version {version} is newer than this societies "
@@ -132,15 +160,19 @@ class RunStore:
             inspect_existing(path)
         elif readonly:
             raise StoreError(f"{path}: no run store here")
-        if readonly:
-            self.con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.con = sqlite3.connect(path, isolation_level=None)
-            self.con.execute("PRAGMA journal_mode=WAL")
-            self.con.execute("PRAGMA synchronous=NORMAL")
-            self.con.execute("PRAGMA busy_timeout=5000")
-            self._migrate()
+        try:
+            if readonly:
+                self.con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            else:
+                ensure_run_dir(path.parent)
+                self.con = sqlite3.connect(path, isolation_level=None)
+                # busy_timeout first: switching to WAL needs a lock a reader may briefly hold.
+                self.con.execute("PRAGMA busy_timeout=5000")
+                self.con.execute("PRAGMA journal_mode=WAL")
+                self.con.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot open the run store ({exc})") from None
         self._buffer: list[tuple[Any, ...]] = []
         #: Messages of buffered calls not stored yet, and hashes known to be stored (bounded).
         self._new_messages: list[tuple[bytes, str, str | bytes]] = []
@@ -152,10 +184,29 @@ class RunStore:
         self._last_flush = time.monotonic()
         self.batch_rows = 200
         self.batch_seconds = 0.25
+        #: The run directory's lock while this store is open for a run (see store/lock.py);
+        #: released on close.
+        self.lock: RunLock | None = None
 
     @classmethod
     def for_run_dir(cls, run_dir: Path, *, readonly: bool = False) -> RunStore:
         return cls(run_dir / STORE_FILE, readonly=readonly)
+
+    @classmethod
+    def open_locked(cls, run_dir: Path) -> RunStore:
+        """The run directory's store, for writing, held by this invocation alone (see
+        store/lock.py) until ``close()``; a second writer is refused naming the holder."""
+        lock = RunLock(ensure_run_dir(run_dir))
+        fresh = not lock.path.exists()
+        lock.acquire()
+        try:
+            store = cls.for_run_dir(run_dir)  # a foreign file is refused here
+        except BaseException:
+            # A refused directory is left as it was found: no lock file beside a foreign store.
+            lock.release(remove=fresh)
+            raise
+        store.lock = lock
+        return store
 
     def _migrate(self) -> None:
         con = self.con
@@ -178,7 +229,8 @@ class RunStore:
                     con.execute("UPDATE schema_version SET version = ?", (number,))
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            if con.in_transaction:
+                con.execute("ROLLBACK")
             raise
         if 0 < current < _COMPACTED <= SCHEMA_VERSION:
             # The compaction frees most of an existing store's pages; give them back to the
@@ -192,14 +244,21 @@ class RunStore:
         self.con.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.con.execute("COMMIT")
         except BaseException:
-            self.con.execute("ROLLBACK")
+            # A failed COMMIT (disk full) may already have rolled back: rolling back again
+            # would replace the real error with "no transaction is active".
+            if self.con.in_transaction:
+                self.con.execute("ROLLBACK")
             raise
-        self.con.execute("COMMIT")
 
     def close(self) -> None:
-        self.flush()
-        self.con.close()
+        try:
+            self.flush()
+            self.con.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
     # -- run metadata --------------------------------------------------------------------
     def run_row(self) -> dict[str, Any] | None:
@@ -218,6 +277,9 @@ class RunStore:
             )
 
     def begin_invocation(self, version: str, argv: Sequence[str]) -> int:
+        # Called under the run directory's lock: an invocation still marked running was
+        # killed (SIGKILL, power loss) without ending itself.
+        self.con.execute("UPDATE invocations SET status = 'interrupted' WHERE status = 'running'")
         cur = self.con.execute(
             "INSERT INTO invocations (started_at, package_version, argv_json) VALUES (?, ?, ?)",
             (now(), version, json.dumps(list(argv))),
@@ -225,12 +287,16 @@ class RunStore:
         return int(cur.lastrowid or 0)
 
     def end_invocation(self, invocation: int, made: int, reused: int, status: str) -> None:
-        self.flush()
-        self.con.execute(
-            "UPDATE invocations SET finished_at = ?, calls_made = ?, calls_reused = ?, status = ?"
-            " WHERE id = ?",
-            (now(), made, reused, status, invocation),
-        )
+        try:
+            self.flush()
+            self.con.execute(
+                "UPDATE invocations SET finished_at = ?, calls_made = ?, calls_reused = ?, "
+                "status = ? WHERE id = ?",
+                (now(), made, reused, status, invocation),
+            )
+        except (StoreError, sqlite3.Error) as exc:
+            # Not masking the error that ended the run (typically this very one).
+            log.info("could not record the end of invocation %d: %s", invocation, exc)
 
     def stored_cases(self) -> dict[str, str]:
         return dict(self.con.execute("SELECT case_id, fields_json FROM cases"))
@@ -253,16 +319,21 @@ class RunStore:
     def tree_calls(self, repeat: int, case_id: str, society: str) -> dict[CallKey, StoredCall]:
         """The calls already stored of one repeat x case x society: a resumed tree makes only
         the others. Read per tree, so that memory does not grow with the run."""
-        return {
-            CallKey(repeat, case_id, society, node, agent, step): StoredCall(
+        out = {}
+        for call_id, node, agent, step, h, reply, outcome in self.con.execute(
+            "SELECT id, node, agent, step, request_hash, reply, outcome FROM calls"
+            " WHERE society = ? AND repeat = ? AND case_id = ?",
+            (society, repeat, case_id),
+        ):
+            if not isinstance(reply, str | None) or not isinstance(node, str):
+                raise StoreError(
+                    f"{self.path}: a damaged store (a call of {society!r:.40}, case "
+                    f"{case_id!r:.40} is not text)"
+                )
+            out[CallKey(repeat, case_id, society, node, agent, step)] = StoredCall(
                 call_id, h, reply, outcome
             )
-            for call_id, node, agent, step, h, reply, outcome in self.con.execute(
-                "SELECT id, node, agent, step, request_hash, reply, outcome FROM calls"
-                " WHERE society = ? AND repeat = ? AND case_id = ?",
-                (society, repeat, case_id),
-            )
-        }
+        return out
 
     def has_calls(self) -> bool:
         return self.con.execute("SELECT 1 FROM calls LIMIT 1").fetchone() is not None
@@ -308,8 +379,17 @@ class RunStore:
             with self._tx():
                 self.con.executemany("INSERT OR IGNORE INTO messages VALUES (?, ?, ?)", messages)
                 self.con.executemany(_INSERT_CALL, rows)
-        except BaseException:
-            self._known.clear()  # some of them may not be stored after all
+        except BaseException as exc:
+            # Kept for a later flush, should room return; some hashes may not be stored after
+            # all, so none is taken as known.
+            self._buffer = rows + self._buffer
+            self._new_messages = messages + self._new_messages
+            self._known.clear()
+            if isinstance(exc, sqlite3.OperationalError):
+                raise StoreError(
+                    f"{self.path}: cannot write the run store ({exc}; is the disk full?); "
+                    "stored calls are kept, re-run to resume"
+                ) from None
             raise
 
     def count_calls(self) -> int:

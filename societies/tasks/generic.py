@@ -95,6 +95,9 @@ class GenericTask(RowTask):
             question = self.template.render(row)
         except jinja2.UndefinedError as exc:
             raise DataError(f"{where}: question template: {exc.message}") from None
+        except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError,
+                RecursionError) as exc:  # fmt: skip
+            raise DataError(f"{where}: question template: {type(exc).__name__}: {exc}") from None
         return dict(row, question=question)
 
     def target_of(self, fields: Mapping[str, Any]) -> Any:
