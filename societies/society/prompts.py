@@ -218,12 +218,10 @@ class PromptSet:
         return self.render_case(agent.briefing.answer, task, case)
 
     def render_case(self, source: str, task: Task, case: Case) -> str:
-        """An inline template over the case's fields and the task's prompt variables."""
-        try:
-            template = self._inline(source)
-        except jinja2.TemplateSyntaxError as exc:
-            raise ConfigError(f"template line {exc.lineno}: {exc.message}") from None
-        return self._render(template, {**case.fields, **task.prompt_vars(case)})
+        """An inline template (a user's: under the time limit) over the case's fields and the
+        task's prompt variables."""
+        variables = {**case.fields, **task.prompt_vars(case)}
+        return self._render(self._inline(source), variables, timed=True)
 
     def opening(self, agent: Agent, task: Task, case: Case) -> tuple[str, tuple[str, ...]]:
         """The agent's persona and the user turns before its first question: a briefing goes
