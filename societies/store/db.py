@@ -326,9 +326,9 @@ class RunStore:
             (society, repeat, case_id),
         ):
             if not isinstance(reply, str | None) or not isinstance(node, str):
+                key = CallKey(repeat, case_id, society, str(node), agent, step)
                 raise StoreError(
-                    f"{self.path}: a damaged store (a call of {society!r:.40}, case "
-                    f"{case_id!r:.40} is not text)"
+                    f"{self.path}: a damaged store (call {key.text!r:.80} is not text)"
                 )
             out[CallKey(repeat, case_id, society, node, agent, step)] = StoredCall(
                 call_id, h, reply, outcome
