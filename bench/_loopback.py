@@ -74,7 +74,7 @@ def stats(base_url: str) -> dict[str, int]:
 
 
 def timed_run(
-    experiment: Path, out: Path, base_url: str, **options: Any
+    experiment: Path, out: Path, base_url: str | list[str], **options: Any
 ) -> tuple[Plan, RunSummary, float]:
     """The experiment through the openai backend against serve-sim; wall time of the run."""
     plan = load_plan(

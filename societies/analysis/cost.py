@@ -122,3 +122,19 @@ def pareto_front(cost: np.ndarray, accuracy: np.ndarray) -> list[int]:
         if not dominated.any():
             front.append(i)
     return front
+
+
+def cache_use(calls: pd.DataFrame) -> pd.DataFrame:
+    """Per run, society, agent and round: prompt tokens, those the provider served from its
+    prompt cache, their share, and with prices ``usd_saved``, what the calls would have cost
+    with nothing cached minus what they cost (cached tokens at the cached rate)."""
+    keys = ["run", "task", "society", "agent", "round"]
+    sums = ["prompt_tokens", "cached_tokens"]
+    priced = "usd" in calls and "usd_uncached" in calls
+    if priced:
+        calls = calls.assign(usd_saved=calls["usd_uncached"] - calls["usd"])
+        sums.append("usd_saved")
+    out = calls.groupby(keys, observed=True)[sums].sum(min_count=1).reset_index()
+    prompt = out["prompt_tokens"].astype(float)
+    out.insert(len(keys) + 2, "cached_share", out["cached_tokens"] / prompt.where(prompt > 0))
+    return out

@@ -117,6 +117,8 @@ class Analysis:
                 run_prices = check_prices(info.config.get("prices") or {}, "run prices")
                 table = price_table({**run_prices, **given})
                 frames["calls"]["usd"] = cost_mod.call_usd(frames["calls"], table)
+                uncached = frames["calls"].assign(cached_tokens=0)
+                frames["calls"]["usd_uncached"] = cost_mod.call_usd(uncached, table)
             for key, frame in frames.items():
                 parts[key].append(frame.assign(run=info.label, task=info.task_name))
         calls, nodes, agents, cases = (pd.concat(parts[k], ignore_index=True) for k in parts)
@@ -228,6 +230,12 @@ class Analysis:
         return cost_mod.run_billed(self.calls)
 
     @cached_property
+    def cache(self) -> pd.DataFrame:
+        """Prompt caching per agent and round: share of input served from cache, dollars
+        saved (with prices)."""
+        return cost_mod.cache_use(self.calls)
+
+    @cached_property
     def self_consistency(self) -> pd.DataFrame:
         return cost_mod.self_consistency(self.votes, self.cost, ddof=self.ddof)
 
@@ -320,6 +328,7 @@ class Analysis:
             "cost": self.cost,
             "cost_by_agent": self.cost_by_agent,
             "run_billed": self.run_billed,
+            "cache": self.cache,
             "self_consistency": self.self_consistency,
             "conformity": self.conformity,
             "consensus": self.consensus,

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import httpx2
 import openai
 from aiolimiter import AsyncLimiter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -47,6 +47,7 @@ from societies.backends.base import (
 )
 from societies.backends.errors import Transient, classify, redact
 from societies.backends.health import AttemptTimeout, CircuitBreaker
+from societies.backends.routing import ReplicaRouter, Routing, conversation_key
 from societies.config.models import ModelSpec
 from societies.errors import ConfigError
 
@@ -60,7 +61,24 @@ PAUSE_AFTER_429 = 8
 class OpenAIOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    base_url: str | None = Field(None, description="Default: OpenAI's API.")
+    base_url: str | list[str] | None = Field(
+        None,
+        description="Default: OpenAI's API. A list: replicas of one server, each conversation "
+        "kept on one of them (see societies.backends.routing).",
+    )
+    routing: Routing = Field(
+        "affinity",
+        description="With several base URLs: affinity (a conversation keeps to one replica) "
+        "or round_robin.",
+    )
+    replica_concurrency: int | None = Field(
+        None, ge=1, description="Calls in flight per replica; more spill to the next replica."
+    )
+    prompt_cache_key: bool = Field(
+        False,
+        description="Send each conversation's key as `prompt_cache_key`, so that OpenAI's "
+        "prompt cache routes its calls together.",
+    )
     api_key_env: str | None = Field(
         "OPENAI_API_KEY",
         description="Environment variable holding the key; null for servers without keys.",
@@ -97,6 +115,13 @@ class OpenAIOptions(BaseModel):
         "about half the CPU per call) or httpx (its default).",
     )
 
+    @field_validator("base_url")
+    @classmethod
+    def _some_url(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and not value:
+            raise ValueError("an empty list of base URLs names no server")
+        return value
+
 
 @register_backend
 class OpenAIBackend(ModelBackend[OpenAIOptions]):
@@ -126,16 +151,24 @@ class OpenAIBackend(ModelBackend[OpenAIOptions]):
                 )
             key = "EMPTY"  # servers without keys (vLLM, Ollama, ...) still want a bearer token
         self._secrets = [key] if key != "EMPTY" else []
-        self.client = openai.AsyncOpenAI(
-            api_key=key,
-            organization=opts.organization,
-            project=opts.project,
-            base_url=opts.base_url or OPENAI_URL,
-            timeout=opts.timeout,
-            max_retries=0,
-            default_headers=opts.headers or None,
-            http_client=openai.DefaultAioHttpClient() if opts.transport == "aiohttp" else None,
+
+        def client(url: str) -> openai.AsyncOpenAI:
+            return openai.AsyncOpenAI(
+                api_key=key,
+                organization=opts.organization,
+                project=opts.project,
+                base_url=url,
+                timeout=opts.timeout,
+                max_retries=0,
+                default_headers=opts.headers or None,
+                http_client=openai.DefaultAioHttpClient() if opts.transport == "aiohttp" else None,
+            )
+
+        urls = opts.base_url if isinstance(opts.base_url, list) else [opts.base_url or OPENAI_URL]
+        self.router = ReplicaRouter(
+            urls, client, limit=opts.replica_concurrency, routing=opts.routing
         )
+        self.client = self.router.replicas[0].client
         # Almost no bursts, so that a server's sliding window never sees more than the limit
         # (plus this tiny burst); a burst of one would lose the timer's overshoot on every
         # request (~5% of the rate), a burst of a few absorbs it.
@@ -146,14 +179,15 @@ class OpenAIBackend(ModelBackend[OpenAIOptions]):
         self._consecutive_429 = 0
         self._rng = random.Random()
         self._timeout = AttemptTimeout(opts.timeout, adaptive=opts.adaptive_timeout)
-        self._breaker = CircuitBreaker(f"openai at {opts.base_url or OPENAI_URL}", opts.down_after)
+        self._breaker = CircuitBreaker(f"openai at {', '.join(urls)}", opts.down_after)
 
     def max_concurrency(self) -> int | None:
         limit: int | None = self.options.max_concurrency
         return limit
 
     async def aclose(self) -> None:
-        await self.client.close()
+        for replica in self.router.replicas:
+            await replica.client.close()
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         opts = self.options
@@ -208,22 +242,25 @@ class OpenAIBackend(ModelBackend[OpenAIOptions]):
         await self._pace(request)
         params = dict(request.params)
         extra_body = dict(params.pop("extra_body", None) or {})
-        body = {
+        key = conversation_key(request.model, request.messages)
+        body: dict[str, Any] = {
             "model": request.model,
             "messages": [dict(m) for m in request.messages],
-            **params,
-            **extra_body,
         }
+        if self.options.prompt_cache_key:
+            body["prompt_cache_key"] = key
+        body.update(params)
+        body.update(extra_body)
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         started = time.monotonic()
         limit = self._timeout.ceiling
         try:
-            async with self._timeout.attempt(attempt) as limit:
+            async with self._timeout.attempt(attempt) as limit, self.router.route(key) as replica:
                 # The client's generic ``post`` with the body already encoded: the typed
                 # ``chat.completions.create`` re-walks every message through its schema
                 # transform and copies it, a few milliseconds per call that would cap a run's
                 # throughput.
-                response = await self.client.post(
+                response = await replica.client.post(
                     "/chat/completions", cast_to=httpx2.Response, content=content
                 )
                 text = (await response.aread()).decode("utf-8", errors="replace")

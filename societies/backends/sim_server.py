@@ -40,6 +40,7 @@ from societies.backends.base import (
     estimate_tokens,
 )
 from societies.backends.sim import SimBackend
+from societies.backends.sim_cache import PrefixCache
 from societies.backends.simulated import GroundTruth
 from societies.config.models import ModelSpec
 from societies.plan.plan import Plan
@@ -74,6 +75,34 @@ class Faults(BaseModel):
     rpm_window: float = Field(60.0, gt=0, description="Seconds of the sliding RPM window.")
     api_key: str | None = Field(None, description="If set, other bearer tokens get a 401.")
     quota_exhausted: bool = Field(False, description="Answer every request insufficient_quota.")
+    prefix_cache_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Model this replica's KV prefix cache, of this many tokens (LRU): "
+        "cached_tokens then report what it holds. Unset: OpenAI's rule (every prefix of at "
+        "least 1,024 tokens before the latest message is cached).",
+    )
+    prefill_ms_per_1k: float = Field(
+        0.0, ge=0, description="Added latency per 1,000 prompt tokens not served from cache."
+    )
+    slots: int | None = Field(
+        None,
+        ge=1,
+        description="Requests this replica works on at once (a GPU's batch); more queue.",
+    )
+    batch_api: bool = Field(
+        True, description="Serve the Files and Batches APIs (off: 404, as many servers do)."
+    )
+    batch_delay: float = Field(
+        0.0, ge=0, description="Seconds a batch takes from creation to completion."
+    )
+    batch_share_failed: float = Field(
+        0.0, ge=0, le=1, description="Share of batch items answered with a 500 error."
+    )
+    expire_batches: tuple[int, ...] = Field(
+        (), description="Numbers (1 = the first created) of batches that expire half done."
+    )
+    batch_max_requests: int = Field(50_000, ge=1, description="Most requests per batch file.")
     seed: int = 0
 
 
@@ -160,9 +189,12 @@ def _plain_reply(messages: Sequence[ChatMessage], digest: str) -> str:
     return f"Weighing the options against what I know, I settle on one. The answer is ({letter})."
 
 
+def error_body(message: str, kind: str, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
 def _error(status: int, message: str, kind: str, code: str | None = None) -> web.Response:
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    return web.json_response(body, status=status)
+    return web.json_response(error_body(message, kind, code), status=status)
 
 
 class SimServer:
@@ -190,6 +222,12 @@ class SimServer:
         self._request_number = 0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        capacity = self.faults.prefix_cache_tokens
+        self.cache = PrefixCache(capacity) if capacity is not None else None
+        self._slots = asyncio.Semaphore(self.faults.slots) if self.faults.slots else None
+        from societies.backends.sim_batches import BatchService  # it builds on this module
+
+        self.batches = BatchService(self)
 
     @property
     def base_url(self) -> str:
@@ -202,6 +240,8 @@ class SimServer:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/stats", self._stats)
+        if self.faults.batch_api:
+            self.batches.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
@@ -212,6 +252,7 @@ class SimServer:
 
     async def stop(self) -> None:
         self._stopping.set()
+        await self.batches.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -301,20 +342,22 @@ class SimServer:
         self.stats[f"status_{response.status}"] += 1
         return response
 
-    async def _answer(self, request: web.Request, number: int) -> web.StreamResponse:
+    def refusal(self, request: web.Request) -> web.Response | None:
+        """A 401 for a request without the key, when the server wants one."""
         f = self.faults
-        request_id = f"req_sim_{number:08d}"
-        authorization = request.headers.get("Authorization")
-        if f.api_key is not None and authorization != f"Bearer {f.api_key}":
+        if f.api_key is not None and request.headers.get("Authorization") != f"Bearer {f.api_key}":
             return _error(
                 401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
             )
+        return None
+
+    async def _answer(self, request: web.Request, number: int) -> web.StreamResponse:
+        f = self.faults
+        refused = self.refusal(request)
+        if refused is not None:
+            return refused
         try:
-            body = await request.json()
-            messages = [
-                {"role": str(m["role"]), "content": str(m["content"])} for m in body["messages"]
-            ]
-            model = str(body["model"])
+            messages, model = parse_chat(await request.json())
         except (ValueError, KeyError, TypeError) as exc:
             return _error(400, f"invalid request body: {exc}", "invalid_request_error")
         if f.quota_exhausted:
@@ -334,46 +377,64 @@ class SimServer:
             self.stats["hangs"] += 1
             await self._stopping.wait()
             return _error(503, "server stopping", "server_error")
+        headers = {"x-request-id": f"req_sim_{number:08d}"}
+        status, payload = await self.complete(messages, model, f"chatcmpl-{number}", wait=True)
+        if kind == "malformed" and status == 200:
+            return web.Response(
+                text='{"id": "broken", "choices": [', content_type="application/json",
+                headers=headers,
+            )  # fmt: skip
+        if kind == "empty" and status == 200:
+            payload["choices"] = []
+        if status == 200:
+            self.stats["answered"] += 1
+        return web.json_response(payload, status=status, headers=headers)
+
+    async def complete(
+        self, messages: list[ChatMessage], model: str, completion_id: str, *, wait: bool
+    ) -> tuple[int, dict[str, Any]]:
+        """The status and body of the answer to one chat request: what /v1/chat/completions
+        sends and what a batch item's result holds, alike. ``wait``: take the latency."""
+        f = self.faults
         prompt_tokens = estimate_prompt_tokens(messages)
         if f.context_limit is not None and prompt_tokens > f.context_limit:
-            return _error(
-                400,
+            return 400, error_body(
                 f"This model's maximum context length is {f.context_limit} tokens. However, your "
                 f"messages resulted in {prompt_tokens} tokens. Please reduce the length of the "
                 "messages.",
                 "invalid_request_error",
                 "context_length_exceeded",
             )
-        latency = self._latency()
-        if latency:
-            await asyncio.sleep(latency)
-        headers = {"x-request-id": request_id}
-        if kind == "malformed":
-            return web.Response(
-                text='{"id": "broken", "choices": [', content_type="application/json",
-                headers=headers,
-            )  # fmt: skip
+        cached = self.cache.lookup(model, messages) if self.cache else _cached(messages)
+        latency = self._latency() + f.prefill_ms_per_1k * (prompt_tokens - cached) / 1e6
+        if wait and latency:
+            if self._slots is None:
+                await asyncio.sleep(latency)
+            else:
+                async with self._slots:
+                    await asyncio.sleep(latency)
         try:
             text = await self.index.reply(messages)
         except ContextExceededError as exc:
-            return _error(400, str(exc), "invalid_request_error", "context_length_exceeded")
-        choices = [] if kind == "empty" else [_choice(text)]
+            return 400, error_body(str(exc), "invalid_request_error", "context_length_exceeded")
+        if self.cache is not None:
+            self.cache.store(model, messages, text)
+        self.stats["prompt_tokens"] += prompt_tokens
+        self.stats["cached_tokens"] += cached
         completion = estimate_tokens(text)
-        payload = {
-            "id": f"chatcmpl-{number}",
+        return 200, {
+            "id": completion_id,
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
-            "choices": choices,
+            "choices": [_choice(text)],
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion,
                 "total_tokens": prompt_tokens + completion,
-                "prompt_tokens_details": {"cached_tokens": _cached(messages)},
+                "prompt_tokens_details": {"cached_tokens": cached},
             },
         }
-        self.stats["answered"] += 1
-        return web.json_response(payload, headers=headers)
 
     def _draw_fault(self) -> str:
         f = self.faults
@@ -396,6 +457,14 @@ class SimServer:
         response.headers["Retry-After"] = str(max(0, round(seconds)))
         response.headers["retry-after-ms"] = str(max(0, round(seconds * 1000)))
         return response
+
+
+def parse_chat(body: Any) -> tuple[list[ChatMessage], str]:
+    """The messages and model of a chat request body; KeyError or TypeError when malformed."""
+    messages: list[ChatMessage] = [
+        {"role": str(m["role"]), "content": str(m["content"])} for m in body["messages"]
+    ]
+    return messages, str(body["model"])
 
 
 def _choice(text: str) -> dict[str, Any]:

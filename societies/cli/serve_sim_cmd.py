@@ -38,6 +38,22 @@ from societies.cli.main import user_errors
 @click.option("--rpm", type=int, help="Requests per minute; more are answered 429.")
 @click.option("--rpm-window", type=float, default=60.0, show_default=True,
               help="Seconds of the sliding window the RPM limit is counted over.")  # fmt: skip
+@click.option("--prefix-cache-tokens", type=int,
+              help="Model a KV prefix cache of this many tokens (LRU) on this server.")  # fmt: skip
+@click.option("--prefill-ms-per-1k", type=float, default=0.0, show_default=True,
+              help="Added latency per 1,000 prompt tokens not served from cache.")  # fmt: skip
+@click.option("--slots", type=int,
+              help="Requests worked on at once (a GPU's batch); more wait in a queue.")  # fmt: skip
+@click.option("--batch-api/--no-batch-api", default=True, show_default=True,
+              help="Serve the Files and Batches APIs (off: they answer 404).")  # fmt: skip
+@click.option("--batch-delay", type=float, default=0.0, show_default=True,
+              help="Seconds a batch takes from creation to completion.")  # fmt: skip
+@click.option("--batch-share-failed", type=float, default=0.0,
+              help="Share of batch items answered with a 500.")  # fmt: skip
+@click.option("--expire-batch", "expire_batches", type=int, multiple=True,
+              help="This batch (1 = the first) expires half done (repeatable).")  # fmt: skip
+@click.option("--batch-max-requests", type=int, default=50_000, show_default=True,
+              help="Most requests per batch input file.")  # fmt: skip
 @click.option("--api-key-env", help="Require the key held by this environment variable.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of fault draws.")
 @user_errors
@@ -49,7 +65,8 @@ def serve_sim(
     **faults: Any,
 ) -> None:
     """Serve the simulated model over HTTP (POST /v1/chat/completions, GET /v1/models,
-    GET /stats) with fault injection, for testing clients and real-backend settings."""
+    the Files and Batches APIs, GET /stats) with fault injection, for testing clients and
+    real-backend settings."""
     import os
 
     from pydantic import ValidationError

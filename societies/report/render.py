@@ -279,6 +279,7 @@ def render_report(
             analysis
         ),
         "Tokens the runs really billed (shared prefixes once)": analysis.run_billed,
+        "Prompt cache per agent and round (share of input cached, dollars saved)": analysis.cache,
         "Conformity in debate rounds": analysis.conformity,
         "Consensus (distinct answers per round)": analysis.consensus,
         "Answer-change behaviour (cases per category)": analysis.behaviour,

@@ -14,7 +14,6 @@ plan too large to estimate exactly is refused as such, before anything grows.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -35,17 +34,18 @@ log = logging.getLogger(__name__)
 MESSAGE_TOKENS = 3
 #: A run of more calls than this is refused unless accepted.
 MAX_CALLS = 20_000_000
-#: Store bytes per call beyond its messages (keys, reply, metadata, index), and bytes of
-#: stored messages per prompt token (JSON of ~4 characters per token, plus quoting).
-STORE_ROW_BYTES = 1_200
+#: Store bytes per call in the compact store (store/compact.py: the row, its index entry and
+#: the messages it adds, stored once and compressed), measured on the simulated model's
+#: agents preset (517 B per call at 1,052,000 calls), and bytes per reply token beyond the
+#: short simulated replies (a reply is stored once, as text, ~4 characters per token).
 #: The simulated model's replies are short: their mean length (quickstart, 16,200 answers).
 SIM_REPLY_TOKENS = 24
-STORE_BYTES_PER_TOKEN = 4.3
-#: Peak memory of a run: the interpreter and libraries, plus per call (the stored-call index
-#: held for resume and the conversations of the trees in flight), measured on main with the
-#: agents preset (2.4 GB at 1,052,000 calls).
+STORE_CALL_BYTES = 520
+STORE_BYTES_PER_REPLY_TOKEN = 4.3
+#: Peak memory of a run: the interpreter and libraries. It does not grow with the run: trees
+#: stream through a bounded window and resume reads stored calls tree by tree (52 MB peak at
+#: 21,040 and at 1,052,000 calls of the agents preset).
 BASE_MEMORY = 150_000_000
-MEMORY_PER_CALL = 2_300
 #: Exact estimation walks every call of one repeat; above this many (case, society) trees the
 #: first case stands for the others.
 EXACT_TREES = 200_000
@@ -179,7 +179,6 @@ def estimate_plan(plan: Plan, reply_tokens: int = 250) -> Estimate:
     tree_cases: Sequence[Case] = cases if exact else cases[:1]
     case_scale = 1 if exact else len(cases)
     shared: dict[str, Node] = {}
-    full_prompt = 0  # stored calls included: what the full store holds
     for society in plan.societies:
         drawn = any(s.random_reflector for s in plan.strategies[society.name])
         for repeat in range(repeats if drawn else 1):
@@ -196,7 +195,6 @@ def estimate_plan(plan: Plan, reply_tokens: int = 250) -> Estimate:
                 same = [repeat] if drawn else range(repeats)
                 done = sum(min(total, stored.get((r, case.id, society.name), 0)) for r in same)
                 copies = len(same) * case_scale
-                full_prompt += sum(p for _, p, _ in per_agent) * copies
                 left = 1.0 - done / (total * len(same)) if total else 0.0
                 est.reused += done * case_scale
                 for agent, (c, p, r) in zip(society.agents, per_agent, strict=True):
@@ -210,8 +208,11 @@ def estimate_plan(plan: Plan, reply_tokens: int = 250) -> Estimate:
         est.note = f"estimated from the first case ({len(cases):,} cases)"
     # What a full store and a full run take, stored calls included.
     total_calls = est.calls + est.reused
-    est.store_bytes = int(total_calls * STORE_ROW_BYTES + full_prompt * STORE_BYTES_PER_TOKEN)
-    est.memory_bytes = BASE_MEMORY + MEMORY_PER_CALL * total_calls
+    longer_replies = max(0, est.completion_tokens - SIM_REPLY_TOKENS * est.calls)
+    est.store_bytes = int(
+        total_calls * STORE_CALL_BYTES + longer_replies * STORE_BYTES_PER_REPLY_TOKEN
+    )
+    est.memory_bytes = BASE_MEMORY
     return est
 
 
@@ -220,6 +221,7 @@ def _stored_per_tree(plan: Plan) -> dict[tuple[int, str, str], int]:
     this experiment; read-only, so a dry run works on any run directory, even one in use."""
     from societies.scheduler.session import identity
     from societies.scheduler.transport import split_transport
+    from societies.store import queries
     from societies.store.db import STORE_FILE, connect_readonly, inspect_existing
 
     path = plan.output / STORE_FILE
@@ -229,20 +231,13 @@ def _stored_per_tree(plan: Plan) -> dict[tuple[int, str, str], int]:
         inspect_existing(path)
         con = connect_readonly(path)
         try:
-            row = con.execute("SELECT identity_json FROM run").fetchone()
-            old = json.loads(row[0]) if row else None
+            old = queries.stored_identity(con)
             if old is not None:
                 split_transport(old)
             if old != identity(plan):
                 log.warning("%s holds another experiment: a real run would be refused", path)
                 return {}
-            return {
-                (int(r), str(c), str(s)): int(n)
-                for r, c, s, n in con.execute(
-                    "SELECT repeat, case_id, society, COUNT(*) FROM calls "
-                    "WHERE outcome != 'error' GROUP BY repeat, case_id, society"
-                )
-            }
+            return queries.answered_per_tree(con)
         finally:
             con.close()
     except (sqlite3.Error, ValueError, TypeError, SocietiesError) as exc:

@@ -55,9 +55,7 @@ def open_store(plan: Plan) -> RunStore:
     try:
         _check_or_create(plan, store)
     except BaseException:
-        store.con.close()
-        if store.lock is not None:
-            store.lock.release()
+        store.close()  # releases the lock too
         raise
     return store
 

@@ -250,6 +250,24 @@ def planned(path: Path) -> int:
         return planned_calls(con)
 
 
+def stored_identity(con: sqlite3.Connection) -> dict[str, Any] | None:
+    """The identity of the experiment a store holds (``session.identity``), if any."""
+    row = con.execute("SELECT identity_json FROM run").fetchone()
+    return dict(json.loads(row[0])) if row else None
+
+
+def answered_per_tree(con: sqlite3.Connection) -> dict[tuple[int, str, str], int]:
+    """Stored calls that will not be made again (any outcome but ``error``), per repeat x case
+    x society: what a dry run counts as reused."""
+    return {
+        (int(r), str(c), str(s)): int(n)
+        for r, c, s, n in con.execute(
+            "SELECT repeat, case_id, society, COUNT(*) FROM calls "
+            "WHERE outcome != 'error' GROUP BY repeat, case_id, society"
+        )
+    }
+
+
 def call_count(path: Path) -> int:
     with connect(path) as con:
         return int(con.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
