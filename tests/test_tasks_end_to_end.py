@@ -17,9 +17,11 @@ from societies.cli.main import cli
 from societies.tasks.base import Case, Task, get_task_class, task_names
 from societies.tasks.chess import ChessTask, generate_games
 from societies.tasks.generate import generate_arithmetic
+from societies.tasks.reversal import generate_reversal
 
 REPO = Path(__file__).resolve().parents[1]
-EXPERIMENTS = ["quickstart", "chess", "math", "arithmetic", "capitals"]
+EXPERIMENTS = ["quickstart", "chess", "math", "arithmetic", "capitals", "seeds/reversal",
+               "seeds/reversal-relay"]  # fmt: skip
 
 
 def _invoke(*args: str) -> tuple[int, str, str]:
@@ -40,7 +42,7 @@ def test_example_experiment_runs_on_the_sim_model(name: str, tmp_path: Path) -> 
     assert total > 0 and 0 < parsed <= total and 0 < correct < total
 
 
-@pytest.mark.parametrize("name", ["mmlu", "math", "chess", "gsm8k", "jsonl"])
+@pytest.mark.parametrize("name", ["mmlu", "math", "chess", "gsm8k", "jsonl", "reversal"])
 @pytest.mark.parametrize("extraction", ["paper", "robust"])
 def test_sim_replies_parse_back_to_their_answer(name: str, extraction: str) -> None:
     """The sim hooks and the parsers agree: what the simulated agent says is what is read."""
@@ -55,7 +57,7 @@ def test_sim_replies_parse_back_to_their_answer(name: str, extraction: str) -> N
                 parsed = task.parse_case(reply, case)
                 assert parsed == answer, (reply, answer)
                 assert task.score(parsed, case) is (correct and _gradable(task, case)), reply
-        if not (extraction == "paper" and name == "jsonl"):  # paper reads any last line
+        if not (extraction == "paper" and name in ("jsonl", "reversal")):  # any last line
             assert task.parse_case(sim.sim_reply(case, None, rng), case) is None
 
 
@@ -82,6 +84,8 @@ def _cases(task: Task) -> list[Case]:
         rows = [dict(r) for r in generate_arithmetic(5, 2)]
         if task.name == "jsonl":
             rows = [{"question": "capital of France?", "answer": "Paris"}]
+        if task.name == "reversal":
+            rows = [dict(r) for r in generate_reversal(2, 0)]
     assert hasattr(task, "check_row")
     fields = [task.check_row(f"row{i}", r) for i, r in enumerate(rows)]
     return [Case(str(i), i, dict(f), task.target_of(f)) for i, f in enumerate(fields)]

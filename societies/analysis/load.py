@@ -284,6 +284,51 @@ class Analysis:
         return metrics.behaviour_table(self.behaviour_cases)
 
     @cached_property
+    def probes(self) -> pd.DataFrame:
+        """The cases that are reversal probes: run, case_id, pair_id, direction."""
+        from societies.analysis import reversal
+
+        return reversal.probe_table(
+            (label, cid, str(case.fields["pair_id"]), str(case.fields["direction"]))
+            for label, info in self.runs.items()
+            for cid, case in info.cases.items()
+            if "pair_id" in case.fields and case.fields.get("direction") in reversal.DIRECTIONS
+        )
+
+    @cached_property
+    def reversal_gap(self) -> pd.DataFrame:
+        """Per society x strategy x round: forward - backward accuracy over paired probes,
+        with a bootstrap 95% CI; empty for runs without reversal probes."""
+        from societies.analysis import reversal
+
+        return reversal.reversal_gap(self.votes, self.probes)
+
+    @cached_property
+    def claims(self) -> pd.DataFrame:
+        """Per briefed agent and case: the answer its briefing supports."""
+        from societies.analysis import adoption
+
+        frames = [
+            adoption.claim_table(label, info.config, self.society_order(label), info.task,
+                                 info.cases)
+            for label, info in self.runs.items()
+        ]  # fmt: skip
+        return pd.concat(frames, ignore_index=True)
+
+    @cached_property
+    def edit_adoption(self) -> pd.DataFrame:
+        """Per society with briefed agents x strategy x round: the share of its unbriefed
+        agents answering what the briefing says, with a bootstrap 95% CI."""
+        from societies.analysis import adoption
+
+        def adopts(run: str, case_id: str, answer: str | None, claim: str) -> bool:
+            info = self.runs[run]
+            case = info.cases[case_id]
+            return bool(info.task.score(answer, Case(case.id, case.index, case.fields, claim)))
+
+        return adoption.edit_adoption(self.answers, self.claims, adopts)
+
+    @cached_property
     def parse_failures(self) -> pd.DataFrame:
         return metrics.parse_failures(self.calls)
 
@@ -328,6 +373,8 @@ class Analysis:
             "accuracy": self.accuracy,
             "accuracy_by_repeat": self.accuracy_by_repeat,
             "table2": table2_long(self),
+            **({"reversal_gap": self.reversal_gap} if len(self.probes) else {}),
+            **({"edit_adoption": self.edit_adoption} if len(self.claims) else {}),
             "cost": self.cost,
             "cost_by_agent": self.cost_by_agent,
             "run_billed": self.run_billed,

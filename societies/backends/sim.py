@@ -2,9 +2,10 @@
 
 It plays the part the study's agents play: it knows the case's ground truth (handed over by the
 scheduler through the simulated models' own hook, ``SimulatedBackend.simulate``), answers
-correctly with a per-task probability, conforms to the other agents' majority in a debate with
-a probability that depends on its trait, and on reflection mostly keeps its answer and
-sometimes corrects it. Every draw comes from a random generator seeded by the call's position
+correctly with a per-task probability (lower on the backward half of a reversal probe) or with
+its private briefing's answer when it has one, conforms to the other agents' majority in a
+debate with a probability that depends on its trait, and on reflection mostly keeps its answer
+and sometimes corrects it. Every draw comes from a random generator seeded by the call's position
 in the experiment, so results do not depend on the order calls complete.
 """
 
@@ -52,6 +53,17 @@ class SimOptions(BaseModel):
     reflection_keep: float = Field(0.9, ge=0, le=1, description="P(keeping a correct answer).")
     reflection_fix: float = Field(0.3, ge=0, le=1, description="P(correcting a wrong answer).")
     unparsed_rate: float = Field(0.03, ge=0, le=1, description="P(a reply with no answer).")
+    briefing_trust: float = Field(
+        0.9, ge=0, le=1, description="P(a briefed agent's first answer is its briefing's)."
+    )
+    reversal_factor: float = Field(
+        0.42,
+        ge=0,
+        le=1,
+        description="A backward probe (case field direction: backward) is answered correctly, "
+        "and fixed on reflection, at this factor times the usual rate (GPT-4 on celebrity "
+        "parents: 33% / 79%).",
+    )
     context_window: int = Field(16385, ge=1, description="Prompt tokens above this overflow.")
     latency_ms: float = Field(0.0, ge=0, description="Simulated latency of every call.")
     seed: int = 0
@@ -80,9 +92,9 @@ class SimBackend(SimulatedBackend[SimOptions]):
             model=f"sim:{self.spec.name}",
         )
 
-    def _rng(self, truth: GroundTruth) -> Random:
+    def _rng(self, truth: GroundTruth, salt: str = "") -> Random:
         digest = hashlib.blake2b(
-            f"{self.options.seed}|{truth.seed}|{truth.position}".encode(), digest_size=8
+            f"{self.options.seed}|{truth.seed}|{truth.position}{salt}".encode(), digest_size=8
         ).digest()
         return Random(int.from_bytes(digest, "big"))
 
@@ -95,7 +107,14 @@ class SimBackend(SimulatedBackend[SimOptions]):
             return sim.sim_reply(case, None, rng)
         previous = _last_answer(request, truth)
         if truth.round == 0 or previous is None:
-            answer = sim.sim_answer(case, rng.random() < self._accuracy(task.name), rng)
+            # The briefing's draw has a generator of its own: every other draw is the one the
+            # agent makes without a briefing, so briefed and unbriefed runs differ only where
+            # the briefing is followed (a paired comparison).
+            briefed = truth.briefed_answer
+            if briefed is not None and self._rng(truth, "|briefing").random() < opts.briefing_trust:
+                return sim.sim_reply(case, briefed, rng)
+            accuracy = self._accuracy(task.name) * self._recall(truth)
+            answer = sim.sim_answer(case, rng.random() < accuracy, rng)
         else:
             answer = previous
             parsed = (task.parse_case(r, case) for r in truth.peer_replies)
@@ -110,9 +129,15 @@ class SimBackend(SimulatedBackend[SimOptions]):
                 correct = task.score(previous, case)
                 if correct and rng.random() >= opts.reflection_keep:
                     answer = sim.sim_answer(case, False, rng)
-                elif not correct and rng.random() < opts.reflection_fix:
+                elif not correct and rng.random() < opts.reflection_fix * self._recall(truth):
                     answer = sim.sim_answer(case, True, rng)
         return sim.sim_reply(case, answer, rng)
+
+    def _recall(self, truth: GroundTruth) -> float:
+        """The reversal asymmetry: a fact asked backward is recalled (first, or on reflection)
+        at ``reversal_factor`` times the usual rate."""
+        backward = truth.case.fields.get("direction") == "backward"
+        return self.options.reversal_factor if backward else 1.0
 
     def _accuracy(self, task_name: str) -> float:
         acc = self.options.accuracy

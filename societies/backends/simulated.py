@@ -64,6 +64,8 @@ class GroundTruth:
     pattern: str | None
     peer_replies: tuple[str, ...]
     seed: int
+    #: The answer this agent's private briefing supports, if it has one.
+    briefed_answer: str | None = None
 
 
 class SimulatedBackend(ModelBackend[OptionsT]):

@@ -78,7 +78,8 @@ def data() -> None:
 @user_errors
 def generate(kind: str, count: int, seed: int) -> None:
     """Write KIND questions as JSONL to stdout (chess: random legal games; arithmetic:
-    a+b*c+d-e*f expressions for the gsm8k task). Seeded and deterministic."""
+    a+b*c+d-e*f expressions for the gsm8k task; reversal: fictitious facts as forward and
+    backward probes). Seeded and deterministic."""
     make, _task_name = GENERATORS[kind]
     for row in make(count, seed):
         click.echo(json.dumps(row, ensure_ascii=False))

@@ -191,6 +191,7 @@ def _run_with_progress(
 def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: CostMeter) -> None:
     # imported here: pandas and the analysis stack would slow every CLI start otherwise
     from societies.analysis.load import load_run
+    from societies.analysis.reversal import reversal_lines
     from societies.analysis.tables import accuracy_rows
     from societies.cli.collab_tables import print_collab_tables
 
@@ -224,6 +225,8 @@ def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: Cost
             f" ({sum(meter.unpriced.values())} calls of unpriced models)" if meter.unpriced else ""
         )
         out.print(f"cost of this invocation: ${meter.spent:.4f}{unpriced}")
+    for line in reversal_lines(analysis.reversal_gap):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _estimates(

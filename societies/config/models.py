@@ -69,11 +69,29 @@ class PatternSpec(Frozen):
     )
 
 
+class BriefingSpec(Frozen):
+    """Private information for one agent (the hidden-profile paradigm): a template rendered per
+    case over the case's fields, shown to this agent only."""
+
+    template: str = Field(min_length=1, description="jinja2 over the case's fields.")
+    placement: Literal["system", "turn"] = Field(
+        "system",
+        description="'system': appended to the agent's persona; 'turn': a user turn of its own "
+        "before the first question.",
+    )
+    answer: str | None = Field(
+        None,
+        description="The answer the briefing supports (a template over the case's fields); "
+        "the simulated model answers it with probability briefing_trust. Never sent to a model.",
+    )
+
+
 class AgentSpec(Frozen):
     trait: str
     role: str | None = Field(None, description="Expertise; defaults to the task's expert role.")
     name: str | None = None
     model: ModelOverride | None = None
+    briefing: BriefingSpec | None = Field(None, description="Private to this agent.")
 
 
 class SocietySpec(Frozen):
@@ -86,6 +104,9 @@ class SocietySpec(Frozen):
     #: message can say so rather than pydantic's union errors).
     agents: Annotated[list[AgentSpec | str], Field(max_length=MAX_AGENTS)] | int
     easy_going: int | list[int] | None = None
+    briefing: BriefingSpec | None = Field(
+        None, description="Given to each agent of the society that has no briefing of its own."
+    )
     model: ModelOverride | None = Field(None, description="Model for every agent of the society.")
     topology: Topology = Field(
         "full",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +158,7 @@ def _resolve(
     strategies, rounds = _resolve_strategies(experiment, societies, patterns, loc)
     used = {p for ss in strategies.values() for s in ss for plan in s.rounds for p in plan}
     prompts = PromptSet(experiment.prompts, base_dir)
+    _check_briefings(experiment, prompts, task, cases, loc)
     try:
         prompts.check(task, [patterns[p] for p in sorted(used)])
         if cases:
@@ -307,6 +308,7 @@ def _resolve_societies(
                         trait=traits[trait_name],
                         role=None if isinstance(a, str) else a.role,
                         model=model,
+                        briefing=(None if isinstance(a, str) else a.briefing) or spec.briefing,
                     )
                 )
             society_name = name or default_society_name([ag.trait.name for ag in agents_out])
@@ -384,3 +386,35 @@ def _resolve_strategies(
             resolved.append(strategy)
         out[society.name] = resolved
     return out, rounds or 0
+
+
+def _check_briefings(
+    experiment: Experiment, prompts: PromptSet, task: Task, cases: Sequence[Case], loc: Locator
+) -> None:
+    """Render every briefing for every case before anything is written: a variable a case
+    lacks is the file's error, found now rather than in the middle of a run."""
+    for path, source in _briefing_templates(experiment):
+        for case in cases:
+            try:
+                prompts.render_case(source, task, case)
+            except ConfigError as exc:
+                raise loc.error(path, f"case {case.id}: {exc.message}") from None
+
+
+def _briefing_templates(experiment: Experiment) -> Iterator[tuple[PathKey, str]]:
+    """Each briefing template of the file (its text and its answer) with its field path."""
+    for s_index, spec in enumerate(experiment.societies):
+        society_path: PathKey = ("societies", s_index, "briefing")
+        briefings = [(society_path, spec.briefing)]
+        if isinstance(spec.agents, list):
+            briefings += [
+                (("societies", s_index, "agents", a_index, "briefing"), a.briefing)
+                for a_index, a in enumerate(spec.agents)
+                if not isinstance(a, str)
+            ]
+        for path, briefing in briefings:
+            if briefing is None:
+                continue
+            yield (*path, "template"), briefing.template
+            if briefing.answer is not None:
+                yield (*path, "answer"), briefing.answer

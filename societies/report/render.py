@@ -29,6 +29,7 @@ from societies.analysis.figures import render as render_figures
 from societies.analysis.load import Analysis
 from societies.analysis.tables import table2_blocks
 from societies.store.db import RunStore
+from societies.store.records import prompt_text
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ def _transcripts(
                 key = _browser_key(rep, case_id, society)
                 for call in store.tree_transcript(rep, case_id, society):
                     k, msgs = call.key, call.added
-                    prompt = msgs[-1]["content"] if msgs else ""
+                    prompt = prompt_text(msgs)
                     budget -= len(prompt) + len(call.reply or "")
                     if k.step == "persona":
                         persona.setdefault(key, []).append([k.agent, prompt, call.reply])

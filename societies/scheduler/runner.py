@@ -259,7 +259,7 @@ class Runner:
 
     async def _first_answer(self, t: _Tree, agent: Agent) -> AgentState:
         prompts, task, case = self.plan.prompts, self.plan.task, t.case
-        persona = prompts.persona(agent, task, case)
+        persona, briefing = prompts.opening(agent, task, case)
         parent: AgentState | None = None
         added: Messages
         if self.plan.prompts.persona_call:
@@ -273,7 +273,8 @@ class Runner:
             added = ({"role": "system", "content": persona},)
         variables = {**t.variables, "role": prompts.role(agent, task, case)}
         question = prompts.question(task, case, variables)
-        added = (*added, {"role": "user", "content": question})
+        turns = (*briefing, question)
+        added = (*added, *({"role": "user", "content": text} for text in turns))
         return await self._call(t, "", agent, 0, "answer", None, parent, added, ())
 
     async def _children(self, node: Node, states: Sequence[AgentState], t: _Tree) -> None:
@@ -386,6 +387,7 @@ class Runner:
             truth = GroundTruth(
                 key.text, self.plan.task, case, agent, round_index, step, pattern, peers,
                 self.plan.experiment.seed,
+                self.plan.prompts.briefing_answer(agent, self.plan.task, case),
             )  # fmt: skip
         limit = self.backend_limits.get(spec_key)
         async with self.slots:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from societies.config.models import ModelOverride, ModelSpec
 from societies.society.topology import FULL, CommGraph
 from societies.society.traits import Trait
+
+if TYPE_CHECKING:
+    from societies.config.models import BriefingSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +21,8 @@ class Agent:
     #: The agent's expertise; ``None`` lets the prompt set pick the task's or the case's role.
     role: str | None
     model: ModelSpec
+    #: Private information rendered per case for this agent only.
+    briefing: BriefingSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,6 +205,36 @@ class PromptSet:
             raise ConfigError(f"prompt set '{self.name}' has no persona/default.j2")
         return self._render(template, variables, timed=self._timed)
 
+    def briefing(self, agent: Agent, task: Task, case: Case) -> str | None:
+        """The agent's private briefing for ``case``, or ``None`` when it has none."""
+        if agent.briefing is None:
+            return None
+        return self.render_case(agent.briefing.template, task, case)
+
+    def briefing_answer(self, agent: Agent, task: Task, case: Case) -> str | None:
+        """The answer the agent's briefing supports (what the simulated model may answer)."""
+        if agent.briefing is None or agent.briefing.answer is None:
+            return None
+        return self.render_case(agent.briefing.answer, task, case)
+
+    def render_case(self, source: str, task: Task, case: Case) -> str:
+        """An inline template (a user's: under the time limit) over the case's fields and the
+        task's prompt variables."""
+        variables = {**case.fields, **task.prompt_vars(case)}
+        return self._render(self._inline(source), variables, timed=True)
+
+    def opening(self, agent: Agent, task: Task, case: Case) -> tuple[str, tuple[str, ...]]:
+        """The agent's persona and the user turns before its first question: a briefing goes
+        at the end of the persona (``system`` placement) or in a turn of its own (``turn``).
+        An agent without a briefing gets exactly the persona and no turn."""
+        persona = self.persona(agent, task, case)
+        brief = self.briefing(agent, task, case)
+        if brief is None or agent.briefing is None:
+            return persona, ()
+        if agent.briefing.placement == "system":
+            return f"{persona}\n\n{brief}", ()
+        return persona, (brief,)
+
     def question(self, task: Task, case: Case, variables: Mapping[str, Any]) -> str:
         template = self._template(f"{task.name}/question.j2")
         assert template is not None, "checked at load time"

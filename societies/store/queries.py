@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from societies.store.compact import Conversations
+from societies.store.records import prompt_text
 
 #: Filters a transcript list can apply (name → SQL condition over ``sn``, the last-round row
 #: of ``strategy_nodes``, and ``:q`` for the search text).
@@ -434,7 +435,7 @@ def transcript(path: Path, ref: TranscriptRef) -> Transcript | None:
     for (agent, rnd, node, step, pattern, _, _, reply, answer, correct, outcome, error, tokens,
          model), msgs in zip(rows, asked, strict=True):  # fmt: skip
         system = msgs[0]["content"] if msgs and msgs[0].get("role") == "system" else None
-        prompt = msgs[-1]["content"] if msgs and msgs[-1].get("role") != "system" else ""
+        prompt = prompt_text(msgs)
         turns.append(
             Turn(agent, rnd, node, step, pattern, system, prompt, reply, answer,
                  None if correct is None else bool(correct), outcome, error, tokens, model)

@@ -121,3 +121,15 @@ class TranscriptCall:
     correct: int | None
     outcome: str
     total_tokens: int
+
+
+def prompt_text(messages: Sequence[Mapping[str, str]]) -> str:
+    """What a call asked, as a transcript shows it: the user turns after the conversation's
+    last reply, joined by blank lines (at round 0 a private briefing turn, then the question)."""
+    turns: list[str] = []
+    for message in messages:
+        if message.get("role") == "assistant":
+            turns = []
+        elif message.get("role") == "user":
+            turns.append(message["content"])
+    return "\n\n".join(turns)
