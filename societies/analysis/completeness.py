@@ -25,6 +25,12 @@ def cell_counts(analysis: Analysis) -> pd.DataFrame:
     return out
 
 
+def cell_count_map(analysis: Analysis) -> dict[tuple[object, object, object], tuple[int, int]]:
+    """``cell_counts`` keyed by (run, society, strategy): (complete answers, planned)."""
+    frame = cell_counts(analysis)[["run", "society", "strategy", "n", "planned"]]
+    return {(r, so, st): (n, p) for r, so, st, n, p in frame.itertuples(index=False, name=None)}
+
+
 def incomplete_runs(analysis: Analysis) -> dict[str, tuple[int, int]]:
     """Runs with any incomplete cell: label → (complete society answers, planned)."""
     counts = cell_counts(analysis)

@@ -159,13 +159,9 @@ INCOMPLETE_NOTE = "(n=k/m): only k of the m planned cases are complete (calls no
 def _marked_blocks(analysis: Analysis) -> tuple[list[dict[str, object]], bool]:
     """Table 2's blocks with ``(n=k/m)`` after each incomplete cell (``cell_counts``, as the
     report and viewer mark them), and whether any cell is."""
-    from societies.analysis.completeness import cell_counts
+    from societies.analysis.completeness import cell_count_map
 
-    counts = {
-        (r, so, st): (n, p)
-        for r, so, st, n, p in cell_counts(analysis)[["run", "society", "strategy", "n", "planned"]]
-        .itertuples(index=False, name=None)
-    }  # fmt: skip
+    counts = cell_count_map(analysis)
     blocks, any_marked = table2_blocks(analysis), False
     for block in blocks:
         rows = []

@@ -24,7 +24,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from societies import __version__
-from societies.analysis.completeness import cell_counts, incomplete_runs
+from societies.analysis.completeness import cell_count_map, incomplete_runs
 from societies.analysis.figures import render as render_figures
 from societies.analysis.load import Analysis
 from societies.analysis.tables import table2_blocks
@@ -238,11 +238,7 @@ def _incomplete(analysis: Analysis) -> list[str]:
 
 def _table2(analysis: Analysis) -> list[dict[str, object]]:
     """Table 2's blocks, each cell with its n when the cell is incomplete."""
-    counts = {
-        (r, so, st): (n, p)
-        for r, so, st, n, p in cell_counts(analysis)[["run", "society", "strategy", "n", "planned"]]
-        .itertuples(index=False, name=None)
-    }  # fmt: skip
+    counts = cell_count_map(analysis)
     blocks = table2_blocks(analysis)
     for block in blocks:
         rows = []
