@@ -55,3 +55,22 @@ def test_conversations_are_rebuilt_as_asked_from_messages_stored_once(tmp_path: 
     # Long messages (the role-play prompt, the question) are stored compressed, and read back
     # exactly (the comparison above).
     assert packed > 0
+
+
+def test_the_calls_table_takes_judge_questionnaire_and_scripted_calls_only(tmp_path: Path) -> None:
+    """Schema 5 widens what a call may be (issue 11) and still refuses anything else."""
+    _, summary = run(write(tmp_path, experiment(rounds=1)), tmp_path / "out")
+    con = sqlite3.connect(tmp_path / "out" / STORE_FILE)
+    try:
+        assert con.execute("SELECT version FROM schema_version").fetchone() == (5,)
+        con.execute("UPDATE calls SET step = 'judge', outcome = 'scripted' WHERE id = 1")
+        con.execute("UPDATE calls SET step = 'questionnaire' WHERE id = 2")
+        for bad in ("step = 'vote'", "outcome = 'maybe'"):
+            try:
+                con.execute(f"UPDATE calls SET {bad} WHERE id = 3")
+            except sqlite3.IntegrityError:
+                continue
+            raise AssertionError(f"{bad} was accepted")
+        assert con.execute("SELECT COUNT(*) FROM calls").fetchone() == (summary.made,)
+    finally:
+        con.close()

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-Step = Literal["persona", "answer"]
-Outcome = Literal["ok", "context_exceeded", "error"]
+Step = Literal["persona", "answer", "judge", "questionnaire"]
+Outcome = Literal["ok", "context_exceeded", "error", "scripted"]
 
 
 @dataclass(frozen=True, slots=True)
