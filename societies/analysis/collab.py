@@ -1,8 +1,8 @@
 """What a society's own settings do to its answers: stopping rules and decision protocols.
 
 The settings are read from the run's stored experiment (``config_json``): a society spec
-expands to one society per ``easy_going`` value, in order, as the resolver builds them, so
-the k-th society of the run's agents table is the k-th expansion.
+expands to one society per ``easy_going`` value, named as the resolver names them, and each
+society finds its settings by that name.
 """
 
 from __future__ import annotations
@@ -15,26 +15,42 @@ import pandas as pd
 
 from societies.analysis.accuracy import decide
 from societies.analysis.metrics import ANSWERED
+from societies.society.agents import default_society_name
 from societies.tasks.agreement import agreed, stop_threshold
 
 CASE = ["run", "task", "repeat", "case_id", "society", "strategy"]
 
 
-def society_settings(
-    config: Mapping[str, Any], societies: Sequence[str]
-) -> dict[str, dict[str, Any]]:
-    """Per society name (in the run's order): its spec's ``stop`` and ``decision``."""
-    specs: list[dict[str, Any]] = []
+def expanded_specs(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Per society name, the experiment's spec it expands from, named exactly as the resolver
+    names them (``plan/resolve.py``): the spec's name; ``<name>-<k>eg`` for each value of an
+    ``easy_going`` list; or, unnamed, the default name from its agents' traits."""
+    out: dict[str, Mapping[str, Any]] = {}
     for spec in config.get("societies") or []:
-        eg = spec.get("easy_going")
-        specs.extend([spec] * (len(eg) if isinstance(eg, list) else 1))
-    out = {}
-    for name, spec in zip(societies, specs, strict=False):
-        out[name] = {
+        agents, eg, name = spec.get("agents"), spec.get("easy_going"), spec.get("name")
+        if isinstance(agents, int):
+            for k in eg if isinstance(eg, list) else [eg or 0]:
+                traits = ["easy-going"] * k + ["overconfident"] * (agents - k)
+                named = f"{name}-{k}eg" if name is not None and isinstance(eg, list) else None
+                if not isinstance(eg, list):
+                    named = name
+                out[named or default_society_name(traits)] = spec
+        else:
+            traits = [a if isinstance(a, str) else a["trait"] for a in agents or []]
+            out[name or default_society_name(traits)] = spec
+    return out
+
+
+def society_settings(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per society name: its spec's ``stop`` and ``decision`` (keyed by name, so societies
+    added beside the experiment's own, or listed in another order, cannot shift them)."""
+    return {
+        name: {
             "stop": stop_threshold(spec.get("stop")),
             "decision": spec.get("decision") or "majority",
         }
-    return out
+        for name, spec in expanded_specs(config).items()
+    }
 
 
 def uses_stopping(config: Mapping[str, Any]) -> bool:
@@ -191,3 +207,64 @@ def society_tokens(calls: pd.DataFrame) -> pd.DataFrame:
         output_tokens_per_case=("output_tokens", "mean"),
     )
     return out.reset_index()
+
+
+def stopping_references(
+    config: Mapping[str, Any], members: Mapping[str, Sequence[Any]]
+) -> dict[str, str]:
+    """Per society with a stopping rule: the first society of the same run without one that
+    is otherwise the same (same agents as ``members`` lists them, per society name, and the
+    same settings but for name and ``stop``): the run it is compared with. A society with no
+    such twin has no entry."""
+    specs = expanded_specs(config)
+
+    def rest(spec: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in spec.items() if k not in ("name", "stop", "easy_going")}
+
+    out = {}
+    for name, spec in specs.items():
+        if spec.get("stop") is None or name not in members:
+            continue
+        for other, candidate in specs.items():
+            if (
+                candidate.get("stop") is None
+                and other in members
+                and list(members[other]) == list(members[name])
+                and rest(candidate) == rest(spec)
+            ):
+                out[name] = other
+                break
+    return out
+
+
+def stopping_effect(
+    accuracy: pd.DataFrame, cost: pd.DataFrame, references: Mapping[tuple[str, str], str]
+) -> pd.DataFrame:
+    """Per society with a stopping rule and a twin without one (``references``: (run,
+    society) → twin), per strategy at the run's last round: both accuracies (mean over
+    repeats) and their difference, both billed tokens per case and the share saved."""
+    cols = ["run", "task", "society", "strategy", "reference", "accuracy",
+            "reference_accuracy", "difference", "billed_per_case",
+            "reference_billed_per_case", "tokens_saved"]  # fmt: skip
+    if not references:
+        return pd.DataFrame(columns=cols)
+    keys = ["run", "task", "society", "strategy"]
+    last = accuracy[accuracy["round"] == accuracy.groupby("run")["round"].transform("max")]
+    both = last[[*keys, "round", "mean"]].merge(
+        cost[[*keys, "round", "billed_per_case"]], on=[*keys, "round"], how="left"
+    )
+    both = both.rename(columns={"mean": "accuracy"}).drop(columns=["round"])
+    refs = pd.DataFrame(
+        [(run, society, ref) for (run, society), ref in references.items()],
+        columns=["run", "society", "reference"],
+    )
+    mine = both.merge(refs, on=["run", "society"])
+    twin = both.rename(
+        columns={"society": "reference", "accuracy": "reference_accuracy",
+                 "billed_per_case": "reference_billed_per_case"}
+    )  # fmt: skip
+    out = mine.merge(twin, on=["run", "task", "reference", "strategy"])
+    out["difference"] = out["accuracy"] - out["reference_accuracy"]
+    ref_billed = out["reference_billed_per_case"].astype(float)
+    out["tokens_saved"] = 1 - out["billed_per_case"] / ref_billed.where(ref_billed > 0)
+    return out[cols].reset_index(drop=True)

@@ -177,10 +177,7 @@ class Analysis:
     @cached_property
     def settings(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Per run and society: its stopping share (``stop``) and decision protocol."""
-        return {
-            run: collab.society_settings(info.config, self.society_order(run))
-            for run, info in self.runs.items()
-        }
+        return {run: collab.society_settings(info.config) for run, info in self.runs.items()}
 
     def _votes(self, grid: pd.DataFrame) -> pd.Series:
         """Each answer as its round's vote counts it: the run's task vote rule (the study's
@@ -360,6 +357,67 @@ class Analysis:
         return collab.decision_accuracy(self.decision_votes)
 
     @cached_property
+    def stopping_effect(self) -> pd.DataFrame:
+        """Per society with a stopping rule, per strategy: accuracy and billed tokens per case
+        beside its twin without one (same agents and settings), when the run has it."""
+        refs = {}
+        for run, info in self.runs.items():
+            agents = self.agents[self.agents["run"] == run].sort_values(["society", "agent"])
+            cols = ["trait", "role", "backend", "model"]
+            members = {
+                str(society): list(group[cols].fillna("").itertuples(index=False, name=None))
+                for society, group in agents.groupby("society", sort=False)
+            }
+            for society, ref in collab.stopping_references(info.config, members).items():
+                refs[(run, society)] = ref
+        return collab.stopping_effect(self.accuracy, self.cost, refs)
+
+    # -- answer dynamics (analysis/transitions.py) -----------------------------------------
+    @cached_property
+    def transition_turns(self) -> pd.DataFrame:
+        """One row per agent turn of round ≥ 1: its state before and after (C, W, ∅)."""
+        from societies.analysis import transitions
+
+        return transitions.transition_turns(self.answers)
+
+    @cached_property
+    def transitions(self) -> pd.DataFrame:
+        """Per society, round, pattern and trait: turns by transition (C→C, C→W, ...)."""
+        from societies.analysis import transitions
+
+        return transitions.transition_table(self.transition_turns)
+
+    @cached_property
+    def transitions_by_agent(self) -> pd.DataFrame:
+        """Per society and agent: turns by transition, over every round."""
+        from societies.analysis import transitions
+
+        return transitions.transition_table(self.transition_turns, by=("agent", "trait"))
+
+    @cached_property
+    def debate_vs_vote(self) -> pd.DataFrame:
+        """Per society x strategy: round-0 majority vs final answer, paired difference with a
+        bootstrap 95% CI."""
+        from societies.analysis import transitions
+
+        return transitions.debate_vs_vote(self.votes)
+
+    @cached_property
+    def oracle_gap(self) -> pd.DataFrame:
+        """Per society x strategy: cases some agent got right in some round but the society's
+        final answer did not."""
+        from societies.analysis import transitions
+
+        return transitions.oracle_gap(self.answers, self.votes)
+
+    @cached_property
+    def disagreement_collapse(self) -> pd.DataFrame:
+        """Per society x strategy: cases from disagreement to unanimity on a wrong answer."""
+        from societies.analysis import transitions
+
+        return transitions.disagreement_collapse(self.votes)
+
+    @cached_property
     def anova(self) -> pd.DataFrame:
         from societies.analysis import stats
 
@@ -388,6 +446,12 @@ class Analysis:
             "stopping": self.stopping,
             "society_tokens": self.society_tokens,
             "decisions": self.decisions,
+            "stopping_effect": self.stopping_effect,
+            "debate_vs_vote": self.debate_vs_vote,
+            "transitions": self.transitions,
+            "transitions_by_agent": self.transitions_by_agent,
+            "oracle_gap": self.oracle_gap,
+            "disagreement_collapse": self.disagreement_collapse,
         }
 
 

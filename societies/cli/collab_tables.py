@@ -61,3 +61,40 @@ def print_collab_tables(out: Console, plan: Plan, analysis: Analysis) -> None:
                 f"{rec['no_answer']:.0%}",
             )  # fmt: skip
         out.print(table)
+
+
+#: The debate-vs-vote table is printed at the end of a run up to this many rows.
+MAX_DYNAMICS_ROWS = 12
+
+
+def print_dynamics_table(out: Console, analysis: Analysis) -> None:
+    """Round-0 majority against the final answer (with the paired difference's CI), the oracle
+    gap (``gap``) and the disagreement collapse, per society and strategy, when the table is
+    short; a line pointing to the tables otherwise."""
+    table = analysis.debate_vs_vote
+    if table.empty:
+        return
+    if len(table) > MAX_DYNAMICS_ROWS:
+        out.print(
+            f"debate vs vote, oracle gap, collapse: {len(table)} rows, see load_run(...)"
+            ".debate_vs_vote, .oracle_gap, .disagreement_collapse or the report",
+            highlight=False,
+        )
+        return
+    keys = ["run", "society", "strategy"]
+    gap = analysis.oracle_gap.set_index(keys)["oracle_gap"]
+    collapse = analysis.disagreement_collapse.set_index(keys)["collapse_rate"]
+    out_table = Table(title="debate vs vote: accuracy of the round-0 majority and the last round's")
+    names = ("society", "strategy", "vote", "final", "diff", "95% CI", "gap", "collapse")
+    for name in names:
+        left = name in ("society", "strategy")
+        out_table.add_column(name, justify="left" if left else "right", no_wrap=not left)
+    for rec in table.to_dict("records"):
+        key = (rec["run"], rec["society"], rec["strategy"])
+        out_table.add_row(
+            str(rec["society"]), str(rec["strategy"]), f"{rec['vote_accuracy']:.3f}",
+            f"{rec['final_accuracy']:.3f}",
+            f"{rec['difference']:+.3f}", f"[{rec['ci_low']:.2f}, {rec['ci_high']:.2f}]",
+            f"{gap.get(key, float('nan')):.3f}", f"{collapse.get(key, float('nan')):.3f}",
+        )  # fmt: skip
+    out.print(out_table)

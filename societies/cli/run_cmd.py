@@ -193,7 +193,7 @@ def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: Cost
     from societies.analysis.load import load_run
     from societies.analysis.reversal import reversal_lines
     from societies.analysis.tables import accuracy_rows
-    from societies.cli.collab_tables import print_collab_tables
+    from societies.cli.collab_tables import print_collab_tables, print_dynamics_table
 
     out = Console()
     analysis = load_run(store.path)
@@ -213,6 +213,7 @@ def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: Cost
             "stored; re-run to complete them"
         )
     print_collab_tables(out, plan, analysis)
+    print_dynamics_table(out, analysis)
     saved = f", {summary.saved} not needed (stopping rule)" if summary.saved else ""
     out.print(
         f"{summary.made} calls made, {summary.reused} reused from the store{saved}, "
