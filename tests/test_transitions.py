@@ -174,6 +174,7 @@ def test_stopping_effect_against_the_twin_without_stopping() -> None:
 def test_settings_are_keyed_by_the_names_the_resolver_gives() -> None:
     """The stored experiment's societies expand to the names the plan gives them, whatever
     their order or naming (study shorthand, easy_going lists, explicit agents)."""
+    from societies.analysis.baselines import baselines_of
     from societies.plan.resolve import load_plans
     from tests.helpers import REPO
 
@@ -182,4 +183,5 @@ def test_settings_are_keyed_by_the_names_the_resolver_gives() -> None:
     for file in files:
         for plan in load_plans(file):
             config = plan.experiment.model_dump(mode="json")
-            assert list(collab.expanded_specs(config)) == [s.name for s in plan.societies], file
+            names = [*collab.expanded_specs(config), *baselines_of(config, pd.Series())]
+            assert names == [s.name for s in plan.societies], file

@@ -12,10 +12,11 @@ if TYPE_CHECKING:
 
 
 def cell_counts(analysis: Analysis) -> pd.DataFrame:
-    """Per run, society and strategy at the run's last round: ``n`` society answers whose every
+    """Per run, society and strategy at the society's last round: ``n`` society answers whose every
     agent's call is stored, out of ``planned`` (repeats x cases scheduled), and ``incomplete``."""
     votes = analysis.votes
-    last = votes[votes["round"] == votes.groupby("run")["round"].transform("max")]
+    # per society: a baseline's last round is 0
+    last = votes[votes["round"] == votes.groupby(["run", "society"])["round"].transform("max")]
     counts = last.groupby(["run", "society", "strategy"], observed=True, sort=False).agg(
         n=("complete", "sum"), planned=("complete", "size")
     )

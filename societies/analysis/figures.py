@@ -289,31 +289,61 @@ def behaviour_categories(analysis: Analysis) -> Figure:
 def cost_vs_accuracy(analysis: Analysis) -> Figure:
     """Last-round accuracy against the study's token cost per case, one point per strategy
     (mean over societies); the strategies on the Pareto front (none cheaper and at least as
-    accurate) are ringed and joined."""
+    accurate) are ringed and joined. A run with baselines (``baselines:``) is drawn against
+    the billed tokens instead, the budget its equal-budget k matches, with the baselines as
+    squares and their bootstrap 95% CI."""
     acc = _last_round(analysis.accuracy)
     cost = _last_round(analysis.cost)
     both = acc.merge(cost, on=["run", "task", "society", "strategy", "round"])
-    points = both.groupby(["run", "strategy"], as_index=False)[["mean", "study_per_case"]].mean()
+    columns = ["mean", "study_per_case", "billed_per_case"]
+    points = both.groupby(["run", "strategy"], as_index=False)[columns].mean()
     runs = list(analysis.runs)
     fig, axes = _panels(len(runs), width=4.8)
     for ax, run in zip(axes, runs, strict=False):
+        x = "billed_per_case" if analysis.baselines.get(run) else "study_per_case"
         sub = points[points["run"] == run].reset_index(drop=True)
-        ax.scatter(sub["study_per_case"], sub["mean"], color="#1f77b4")
+        ax.scatter(sub[x], sub["mean"], color="#1f77b4")
         for _, row in sub.iterrows():
-            ax.annotate(str(row["strategy"]), (row["study_per_case"], row["mean"]), fontsize=9,
+            ax.annotate(str(row["strategy"]), (row[x], row["mean"]), fontsize=9,
                         xytext=(3, 3), textcoords="offset points")  # fmt: skip
-        front = pareto_front(sub["study_per_case"].to_numpy(), sub["mean"].to_numpy())
-        f = sub.iloc[front].sort_values("study_per_case")
-        ax.plot(f["study_per_case"], f["mean"], color="#d62728", lw=1)
-        ax.scatter(f["study_per_case"], f["mean"], s=120, facecolors="none", edgecolors="#d62728",
+        front = pareto_front(sub[x].to_numpy(), sub["mean"].to_numpy())
+        f = sub.iloc[front].sort_values(x)
+        ax.plot(f[x], f["mean"], color="#d62728", lw=1)
+        ax.scatter(f[x], f["mean"], s=120, facecolors="none", edgecolors="#d62728",
                    label="Pareto front")  # fmt: skip
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("tokens per case (study's cost)")
+        _baseline_points(ax, analysis, run)
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel(
+            "tokens per case (" + ("billed" if x == "billed_per_case" else "study's cost") + ")"
+        )
         ax.set_ylabel("accuracy (last round)")
         ax.set_title(_title(analysis, run))
         _legend(ax)
     fig.tight_layout()
     return fig
+
+
+def _baseline_points(ax: Any, analysis: Analysis, run: str) -> None:
+    """The run's baselines on the cost-accuracy axes: accuracy with its CI against their
+    billed tokens per case (round 0, their only round)."""
+    named = analysis.baselines.get(run, {})
+    if not named:
+        return
+    acc = analysis.accuracy
+    cost = analysis.cost
+    keys = ["run", "society", "strategy", "round"]
+    rows = acc[(acc["run"] == run) & acc["society"].isin(list(named))].merge(
+        cost[[*keys, "billed_per_case"]], on=keys
+    )
+    if rows.empty:
+        return
+    mean = rows["mean"].to_numpy(dtype=float)
+    errors = np.vstack([mean - rows["ci_low"].to_numpy(dtype=float),
+                        rows["ci_high"].to_numpy(dtype=float) - mean])  # fmt: skip
+    ax.errorbar(rows["billed_per_case"], mean, yerr=np.clip(errors, 0, None), fmt="s",
+                color="#ff7f0e", capsize=3, label="baselines (95% CI)")  # fmt: skip
+    for x, y, name in zip(rows["billed_per_case"], mean, rows["society"], strict=True):
+        ax.annotate(str(name), (x, y), fontsize=9, xytext=(3, -10), textcoords="offset points")
 
 
 FIGURES: dict[str, Callable[[Analysis], Figure | None]] = {

@@ -356,6 +356,33 @@ class Analysis:
         """Per cell of a non-majority protocol: its accuracy beside the majority's."""
         return collab.decision_accuracy(self.decision_votes)
 
+    # -- baselines (analysis/baselines.py) ------------------------------------------------
+    @cached_property
+    def baselines(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Per run, per baseline society: ``k`` and the society it matches (``match``)."""
+        from societies.analysis.baselines import baselines_of
+
+        agents = self.agents
+        return {
+            run: baselines_of(info.config, agents[agents["run"] == run]["society"].value_counts())
+            for run, info in self.runs.items()
+        }
+
+    @cached_property
+    def baseline_accuracy(self) -> pd.DataFrame:
+        """Per baseline: k, accuracy with its CI, tokens per case beside the matched society's."""
+        from societies.analysis.baselines import baseline_table
+
+        return baseline_table(self.accuracy, self.cost, self.baselines)
+
+    @cached_property
+    def equal_budget(self) -> pd.DataFrame:
+        """Per society: tokens per case, tokens of one first answer, and the k of independent
+        answers that costs the same (``k: {match: <society>, run: <this run>}``)."""
+        from societies.analysis.baselines import equal_budget
+
+        return equal_budget(self.cost, self.cost_per_agent, self.baselines)
+
     @cached_property
     def stopping_effect(self) -> pd.DataFrame:
         """Per society with a stopping rule, per strategy: accuracy and billed tokens per case
@@ -446,6 +473,8 @@ class Analysis:
             "stopping": self.stopping,
             "society_tokens": self.society_tokens,
             "decisions": self.decisions,
+            **({"baselines": self.baseline_accuracy} if len(self.baseline_accuracy) else {}),
+            "equal_budget": self.equal_budget,
             "stopping_effect": self.stopping_effect,
             "debate_vs_vote": self.debate_vs_vote,
             "transitions": self.transitions,

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from societies.society.baselines import BASELINE_STRATEGY
 
 if TYPE_CHECKING:
     from societies.analysis.load import Analysis
@@ -78,13 +80,22 @@ def _marks(values: pd.Series) -> list[str]:
 
 def table2_long(analysis: Analysis) -> pd.DataFrame:
     """Table 2 as a long table: run, task, strategy, society, mean, std, the cases scored and
-    left out (``n_cases``, ``n_incomplete``), mark, the society's W (``W_society`` of
-    ``W_society_of`` repeats) and the strategy's W over all societies."""
+    left out (``n_cases``, ``n_incomplete``), ``baseline`` (a row of ``baselines:``, at its
+    only round, 0), mark, the society's W (``W_society`` of ``W_society_of`` repeats) and the
+    strategy's W over all societies."""
     acc = analysis.accuracy
-    last = acc[acc["round"] == acc.groupby("run")["round"].transform("max")]
+    base = {(run, name) for run, named in analysis.baselines.items() for name in named}
+    is_base = pd.Series(
+        [(r, s) in base for r, s in zip(acc["run"], acc["society"], strict=True)],
+        index=acc.index,
+        dtype=bool,
+    )
+    # A baseline's only round is 0: its row stands beside the societies' last round.
+    last = acc[(acc["round"] == acc.groupby("run")["round"].transform("max")) | is_base]
     cols = ["run", "task", "strategy", "society", "mean", "std", "n_repeats", "n_cases"]
     cols += [c for c in ("n_incomplete",) if c in last]
     out = last[cols].copy()
+    out["baseline"] = is_base[last.index].to_numpy()
     out["mark"] = ""
     for _, idx in out.groupby(["run", "society"], observed=True).groups.items():
         out.loc[idx, "mark"] = _marks(out.loc[idx, "mean"])
@@ -97,10 +108,13 @@ def table2_long(analysis: Analysis) -> pd.DataFrame:
 
 
 def table2_blocks(analysis: Analysis, long: pd.DataFrame | None = None) -> list[dict[str, object]]:
-    """Per run: title, society columns and rows of (strategy, [(text, mark)...], W text)."""
+    """Per run: title, society columns, rows of (strategy, [(text, mark)...], W text), and
+    ``baselines``: (label, text, society) per baseline, shown under the strategies."""
     long = table2_long(analysis) if long is None else long
     blocks: list[dict[str, object]] = []
-    for run, group in long.groupby("run", observed=True, sort=False):
+    for run, everything in long.groupby("run", observed=True, sort=False):
+        named = analysis.baselines.get(str(run), {})
+        group = everything[~everything["baseline"]]
         societies = [s for s in analysis.society_order(str(run)) if s in set(group["society"])]
         rows = []
         for strategy, sub in group.groupby("strategy", observed=True, sort=True):
@@ -111,16 +125,28 @@ def table2_blocks(analysis: Analysis, long: pd.DataFrame | None = None) -> list[
                     cells.append(("–", ""))
                     continue
                 r = by_soc.loc[society]
-                text = f"{100 * r['mean']:.1f}"
-                if not pd.isna(r["std"]):  # one repeat has no spread
-                    text += f" ± {100 * r['std']:.1f}"
-                cells.append((text, str(r["mark"])))
+                cells.append((_cell_text(r), str(r["mark"])))
             w = sub["W"].iloc[0]
             w_text = "–" if pd.isna(w) else f"{int(w)}/{int(sub['W_of'].iloc[0])}"
             rows.append((str(strategy), cells, w_text))
-        task = str(group["task"].iloc[0])
-        blocks.append({"run": str(run), "task": task, "societies": societies, "rows": rows})
+        baselines = []
+        found = {r["society"]: r for r in everything[everything["baseline"]].to_dict("records")}
+        for rec in (found[name] for name in named if name in found):  # the file's order
+            info = named[rec["society"]]
+            how = f"k={info['k']}" + (f", budget of {info['match']}" if info["match"] else "")
+            baselines.append((f"{rec['society']} ({how})", _cell_text(rec), str(rec["society"])))
+        task = str(everything["task"].iloc[0])
+        blocks.append({"run": str(run), "task": task, "societies": societies, "rows": rows,
+                       "baselines": baselines})  # fmt: skip
     return blocks
+
+
+def _cell_text(row: Any) -> str:
+    """A Table 2 cell: mean ± std in percent (one repeat has no spread)."""
+    text = f"{100 * row['mean']:.1f}"
+    if not pd.isna(row["std"]):
+        text += f" ± {100 * row['std']:.1f}"
+    return text
 
 
 def accuracy_rows(
@@ -174,6 +200,13 @@ def _marked_blocks(analysis: Analysis) -> tuple[list[dict[str, object]], bool]:
                 marked.append((text, mark))
             rows.append((strategy, marked, w))
         block["rows"] = rows
+        baselines = []
+        for label, text, society in block["baselines"]:  # type: ignore[attr-defined]
+            n, planned = counts.get((block["run"], society, BASELINE_STRATEGY), (0, 0))
+            if n < planned:
+                text, any_marked = f"{text} (n={n}/{planned})", True
+            baselines.append((label, text, society))
+        block["baselines"] = baselines
     return blocks, any_marked
 
 
@@ -206,6 +239,12 @@ def table2_latex(analysis: Analysis) -> str:
                 for t, m in cells
             ]
             out.append(" & ".join([_latex_escape(strategy), *texts, w]) + " \\\\")
+        if block["baselines"]:
+            out.append("\\midrule")
+        for label, text, _ in block["baselines"]:  # type: ignore[attr-defined]
+            value = text.replace("±", "$\\pm$")
+            span = f"\\multicolumn{{{len(societies)}}}{{c}}{{{value}}}"
+            out.append(f"{_latex_escape(label)} & {span} & – \\\\")
         out.append("\\bottomrule")
         out.append("\\end{tabular}")
         if marked:
@@ -227,6 +266,9 @@ def table2_markdown(analysis: Analysis) -> str:
         for strategy, cells, w in block["rows"]:  # type: ignore[attr-defined]
             texts = [(_MD[m] % t) if m else t for t, m in cells]
             out.append(f"| {strategy} | " + " | ".join(texts) + f" | {w} |")
+        for label, text, _ in block["baselines"]:  # type: ignore[attr-defined]
+            rest = " | " * (len(societies) - 1)
+            out.append(f"| {label} | {text}{rest} | – |")
         if marked:
             out.append("")
             out.append(INCOMPLETE_NOTE)

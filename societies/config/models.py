@@ -125,6 +125,33 @@ class SocietySpec(Frozen):
     )
 
 
+class BudgetMatch(Frozen):
+    """k chosen so that the baseline costs, per case, what one strategy of a society costs."""
+
+    match: str = Field(description="The society whose token cost per case the k samples match.")
+    run: str | None = Field(
+        None,
+        description="A stored run holding that society (relative to the experiment file): k "
+        "from its measured tokens; default: from this experiment's dry-run token estimate.",
+    )
+
+
+class BaselineSpec(Frozen):
+    """A society without a debate, run beside the experiment's societies on the same cases:
+    k agents answer once, independently, and their majority vote is the answer (k = 1: a
+    single agent; k > 1: self-consistency)."""
+
+    name: str | None = Field(
+        None, description="Default: 'single' (k = 1), 'sc-<k>', or 'sc-<society>' (matched)."
+    )
+    k: Annotated[int, Field(ge=1, le=MAX_AGENTS)] | BudgetMatch = Field(
+        1, description="Independent samples: a number, or {match: <society>} for equal budget."
+    )
+    trait: str = Field("overconfident", description="The trait every sample's agent holds.")
+    role: str | None = None
+    model: ModelOverride | None = Field(None, description="Model for the baseline's agents.")
+
+
 class TaskSpec(Frozen):
     name: str = Field(description="A registered task (mmlu, ...) or 'package.module:Class'.")
     data: str | list[str] = Field(
@@ -183,6 +210,10 @@ class Experiment(Frozen):
     traits: dict[str, TraitSpec] = Field(default_factory=dict)
     patterns: dict[str, PatternSpec] = Field(default_factory=dict)
     societies: list[SocietySpec] = Field(min_length=1)
+    baselines: list[BaselineSpec] = Field(
+        default_factory=list,
+        description="Single-agent and self-consistency baselines, scored beside the societies.",
+    )
     rounds: int | None = Field(
         None, ge=0, le=MAX_ROUNDS, description="Rounds after the first answer."
     )

@@ -29,6 +29,7 @@ from societies.config.models import (
 from societies.config.validate import Locator, pydantic_error, read_experiment
 from societies.config.yaml_lines import PathKey, format_path
 from societies.errors import ConfigError, DataError
+from societies.plan.baselines import add_baselines
 from societies.plan.plan import Overrides, Plan
 from societies.society.agents import Agent, Society, default_society_name, merge_model
 from societies.society.patterns import BUILTIN_PATTERNS, Pattern
@@ -171,7 +172,7 @@ def _resolve(
     except ConfigError as exc:
         raise loc.error(("prompts",), exc.message) from None
 
-    return Plan(
+    plan = Plan(
         experiment=experiment,
         source=file,
         output=_output(experiment, file, ov),
@@ -184,6 +185,14 @@ def _resolve(
         prompts=prompts,
         rounds=rounds,
     )
+
+    def model_for(override: ModelOverride | None, path: PathKey) -> ModelSpec:
+        model = _paths_from(base_dir, merge_model(experiment.model, override))
+        if override is not None:
+            _check_backend(model, path, loc)
+        return model
+
+    return add_baselines(plan, traits, loc, model_for)
 
 
 def _data_file(

@@ -24,6 +24,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from societies import __version__
+from societies.analysis.baselines import BASELINE_STRATEGY
 from societies.analysis.completeness import cell_count_map, incomplete_runs
 from societies.analysis.figures import render as render_figures
 from societies.analysis.load import Analysis
@@ -249,7 +250,40 @@ def _table2(analysis: Analysis) -> list[dict[str, object]]:
                 marked.append((text, mark, f"n {n}/{planned}" if n < planned else ""))
             rows.append((strategy, marked, w))
         block["rows"] = rows
+        baselines = []
+        for label, text, society in block["baselines"]:  # type: ignore[attr-defined]
+            n, planned = counts.get((block["run"], society, BASELINE_STRATEGY), (0, 0))
+            baselines.append((label, text, f"n {n}/{planned}" if n < planned else ""))
+        block["baselines"] = baselines
     return blocks
+
+
+def _dynamics(analysis: Analysis) -> dict[str, pd.DataFrame]:
+    """The tables of the "debate, vote and baselines" section (issue 11's analytics), those
+    with rows: baselines and the stopping comparison only when a run has them."""
+    tables = {
+        "Baselines: single agent and self-consistency (accuracy with bootstrap 95% CI, tokens "
+        "per case beside the matched society's)": analysis.baseline_accuracy,
+        "Debate vs vote: round-0 majority against the last round (paired difference, "
+        "bootstrap 95% CI)": analysis.debate_vs_vote,
+        "Oracle gap: some agent was right in some round, the society's answer is wrong": (
+            analysis.oracle_gap
+        ),
+        "Disagreement collapse: from disagreement to unanimity on a wrong answer": (
+            analysis.disagreement_collapse
+        ),
+        "Answer transitions per round, pattern and trait (C correct, W wrong, ∅ no answer)": (
+            analysis.transitions
+        ),
+        "Answer transitions per agent": analysis.transitions_by_agent,
+        "Stopping rules: accuracy and tokens against the same society without stopping": (
+            analysis.stopping_effect
+        ),
+        "Equal budget: independent answers that cost what one strategy of a society costs": (
+            analysis.equal_budget
+        ),
+    }
+    return {name: t for name, t in tables.items() if len(t)}
 
 
 def render_report(
@@ -302,6 +336,7 @@ def render_report(
         table2=_table2(analysis),
         incomplete=_incomplete(analysis),
         tables={name: Markup(_html_table(t)) for name, t in tables.items()},
+        dynamics={name: Markup(_html_table(t)) for name, t in _dynamics(analysis).items()},
         images=images,
         transcripts=Markup(
             script_json(_transcripts(analysis, transcript_repeats, transcript_cases, transcripts))

@@ -295,3 +295,18 @@ def check_size(plan: Plan, est: Estimate) -> None:
             f"{plan.experiment.name}: too large for this machine ({'; '.join(problems)}); "
             "reduce cases, repeats, agents or rounds, or pass --accept-size to run it anyway"
         )
+
+
+def budget_estimate(plan: Plan, society: Society, sample: Agent) -> tuple[float, float]:
+    """What ``k: {match: <society>}`` divides when no stored run is named, on the plan's first
+    case: the society's tokens per case for one strategy run alone (mean over its strategies),
+    and the tokens of one independent answer by ``sample`` (its persona turn included).
+    Replies count as in a dry run (``max_tokens``, the sim's mean, else 250 tokens)."""
+    case = plan.cases[0]
+    texts = _Texts(plan, 250)
+    paths = [
+        sum(p + c for _, p, c in _tree_tokens(texts, build_tree([s]), society, case))
+        for s in plan.strategies[society.name]
+    ]
+    ((_, prompt, completion),) = _tree_tokens(texts, build_tree([]), Society("k", (sample,)), case)
+    return sum(paths) / max(len(paths), 1), float(prompt + completion)
