@@ -135,3 +135,52 @@ def test_incomplete_run_banner_and_bounded_sample(tmp_path: Path) -> None:
 
 def test_complete_run_has_no_banner(report: Path) -> None:
     assert 'id="incomplete"' not in report.read_text(encoding="utf-8")
+
+
+def test_baseline_and_dynamics_sections_render_in_headless_chromium(tmp_path: Path) -> None:
+    """A run with baselines and a stopping twin: Table 2's baseline rows and every table of
+    the "Debate, vote and baselines" section are there, visible, with rows, in a browser."""
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    from tests.helpers import experiment, run, write
+
+    exp = experiment(prompts="default", rounds=2, strategies=["00"])
+    exp["societies"] = [
+        {"name": "debate", "agents": 3, "easy_going": 1},
+        {"name": "early", "agents": 3, "easy_going": 1, "stop": "unanimous"},
+    ]
+    exp["baselines"] = [{"k": 1}, {"k": {"match": "debate"}}]
+    run(write(tmp_path, exp), tmp_path / "run")
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(cli, ["report", str(tmp_path / "run"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    shots = Path(os.environ.get("SOCIETIES_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with open_page(chromium, tmp_path / "profile", out.as_uri()) as page:
+        footer = page.evaluate(
+            "Array.from(document.querySelectorAll('#table2 tfoot.baselines tr'))"
+            ".map(function (r) { return r.cells[0].textContent; })"
+        )
+        assert footer == ["single (k=1)", "sc-debate (k=" + footer[1].split("=")[1]]
+        assert footer[1].endswith(", budget of debate)")
+        sections = page.evaluate(
+            """Array.from(document.querySelectorAll('#dynamics details')).map(function (d) {
+                 d.open = true;
+                 return [d.querySelector('summary').textContent.split(':')[0],
+                         d.querySelectorAll('tbody tr').length,
+                         d.getBoundingClientRect().height > 0];
+               })"""
+        )
+        names = [s[0] for s in sections]
+        assert names == [
+            "Baselines", "Debate vs vote", "Oracle gap", "Disagreement collapse",
+            "Answer transitions per round, pattern and trait (C correct, W wrong, ∅ no answer)",
+            "Answer transitions per agent", "Stopping rules", "Equal budget",
+        ]  # fmt: skip
+        assert all(rows > 0 and visible for _, rows, visible in sections), sections
+        assert page.evaluate("document.querySelector('nav a[href=\"#dynamics\"]') !== null")
+        page.evaluate("document.getElementById('dynamics').scrollIntoView()")
+        page.screenshot(shots / "report-dynamics.png")
+        assert page.errors() == []
+    assert (shots / "report-dynamics.png").stat().st_size > 10_000

@@ -8,6 +8,8 @@ single agent's answer; k > 1: self-consistency).
 
 from __future__ import annotations
 
+import math
+
 #: The name of a baseline's only strategy (no rounds after the first answer).
 BASELINE_STRATEGY = "vote"
 
@@ -24,8 +26,8 @@ def baseline_name(name: str | None, k: int | None, match: str | None) -> str:
 
 def budget_k(society_tokens: float, sample_tokens: float) -> int:
     """The k whose mean token cost per case is closest to a society's: the society's tokens
-    per case over the tokens of one independent answer (its persona turn included), rounded,
-    at least 1."""
+    per case over the tokens of one independent answer (its persona turn included), rounded
+    half up, at least 1."""
     if sample_tokens <= 0 or society_tokens != society_tokens:
         return 1
-    return max(1, round(society_tokens / sample_tokens))
+    return max(1, math.floor(society_tokens / sample_tokens + 0.5))
