@@ -168,6 +168,11 @@ def test_the_example_runs_with_limit(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["run", str(example), "--out", str(out), "--limit", "2"])
     assert result.exit_code == 0, result.output
     assert "debate vs vote" in result.output
+    dry = CliRunner().invoke(
+        cli, ["run", str(example), "--out", str(tmp_path / "dry"), "--limit", "2", "--dry-run"]
+    )
+    k = load_run(out).baselines["debate-or-vote"]["sc-debate"]["k"]
+    assert f"baseline sc-debate: k={k} (budget of debate, from the dry-run estimate)" in dry.output
     a = load_run(out)
     table = a.baseline_accuracy.set_index("baseline")
     assert list(table.index) == ["single", "sc-5", "sc-debate"]

@@ -271,6 +271,8 @@ def _print_dry_run(plan: Plan, dry: DryRun) -> None:
     out.print(table)
     cost = "unknown" if dry.cost is None else f"${dry.cost:.2f}"
     missing = f" (no price for {', '.join(dry.unpriced)})" if dry.unpriced else ""
+    for name, how in plan.baselines.items():
+        out.print(f"baseline {name}: {how}", highlight=False)
     at_most = "at most " if any(s.stop is not None for s in plan.societies) else ""
     out.print(
         f"calls: {at_most}{dry.calls:,} to make ({dry.paid_calls:,} to paid models), "

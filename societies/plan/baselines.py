@@ -38,6 +38,7 @@ def add_baselines(plan: Plan, traits: dict[str, Trait], loc: Locator, model_for:
     own = {s.name: s for s in plan.societies}
     strategies = dict(plan.strategies)
     vote = make_strategy(BASELINE_STRATEGY, (), plan.patterns)
+    chosen: dict[str, str] = {}
     for i, spec in enumerate(specs):
         path: PathKey = ("baselines", i)
         if spec.trait not in traits:
@@ -53,14 +54,18 @@ def add_baselines(plan: Plan, traits: dict[str, Trait], loc: Locator, model_for:
                 )
             k = _matched_k(plan, own[spec.k.match], sample, spec.k, loc, (*path, "k"))
             name = baseline_name(spec.name, None, spec.k.match)
+            how = f"budget of {spec.k.match}, " + (
+                "from the dry-run estimate" if spec.k.run is None else f"measured in {spec.k.run}"
+            )
         else:
-            k, name = spec.k, baseline_name(spec.name, spec.k, None)
+            k, name, how = spec.k, baseline_name(spec.name, spec.k, None), "fixed"
         if any(s.name == name for s in societies):
             raise loc.error((*path, "name"), f"the name '{name}' is taken; name it apart")
         agents = tuple(dataclasses.replace(sample, index=j, name=f"sample{j}") for j in range(k))
         societies.append(Society(name, agents))
         strategies[name] = [vote]
-    return dataclasses.replace(plan, societies=societies, strategies=strategies)
+        chosen[name] = f"k={k} ({how})"
+    return dataclasses.replace(plan, societies=societies, strategies=strategies, baselines=chosen)
 
 
 def _matched_k(

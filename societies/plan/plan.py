@@ -46,6 +46,9 @@ class Plan:
     patterns: dict[str, Pattern]
     prompts: PromptSet
     rounds: int
+    #: The societies that are ``baselines:`` (after the experiment's own): name → how k was
+    #: chosen ("fixed", "estimate" or the stored run it was measured in).
+    baselines: dict[str, str] = field(default_factory=dict)
 
     def strategies_for(self, society: Society, case: Case, repeat: int) -> list[Strategy]:
         """The strategies as run on one case: random-reflector strategies are drawn here."""

@@ -101,15 +101,21 @@ def _apply_overrides(experiment: Experiment, ov: Overrides, loc: Locator) -> Exp
             # backend would not fit the new one, so they are dropped too.
             model = ModelSpec(backend=backend, name=name, params=dict(model.params))
             update["societies"] = [_strip_models(s) for s in experiment.societies]
+            update["baselines"] = [
+                b.model_copy(update={"model": _strip(b.model)}) for b in experiment.baselines
+            ]
         model = model.model_copy(update={"options": {**model.options, **ov.model_options}})
         update["model"] = model
     return experiment.model_copy(update=update) if update else experiment
 
 
-def _strip_models(society: SocietySpec) -> SocietySpec:
-    def strip(m: ModelOverride | None) -> ModelOverride | None:
-        return None if m is None else ModelOverride(params=dict(m.params))
+def _strip(m: ModelOverride | None) -> ModelOverride | None:
+    """An override without backend, model or options (``--model`` replaces those)."""
+    return None if m is None else ModelOverride(params=dict(m.params))
 
+
+def _strip_models(society: SocietySpec) -> SocietySpec:
+    strip = _strip
     agents = society.agents
     if isinstance(agents, list):
         agents = [
