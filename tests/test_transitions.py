@@ -185,3 +185,14 @@ def test_settings_are_keyed_by_the_names_the_resolver_gives() -> None:
             config = plan.experiment.model_dump(mode="json")
             names = [*collab.expanded_specs(config), *baselines_of(config, pd.Series())]
             assert names == [s.name for s in plan.societies], file
+
+
+def test_batched_bootstrap_intervals_are_bootstrap_ci_of_each_sample() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    samples = [rng.integers(-1, 2, size=n).astype(float) for n in (5, 5, 5, 5, 7, 7, 1, 0)]
+    got = stats.bootstrap_cis(samples)
+    for sample, interval in zip(samples[:-1], got[:-1], strict=True):
+        assert interval == pytest.approx(stats.bootstrap_ci(sample), abs=1e-12)
+    assert all(v != v for v in got[-1])  # an empty sample: (nan, nan)

@@ -4,9 +4,9 @@ A briefing's ``answer`` (see ``BriefingSpec``) is the answer it supports: in an 
 experiment, the edited object. For every society with at least one agent so briefed, each
 round's adoption is the share of its other agents whose answer the task scores as that answer
 (the claim), over (repeat, case); its bootstrap CI resamples the (repeat, case) shares. Which
-agents are briefed comes from the experiment stored with the run: societies are listed in the
-store in the file's order, and a society spec with an ``easy_going`` list stands for one society
-per value, as when the run was planned.
+agents are briefed comes from the experiment stored with the run: each society finds its spec
+by name (``collab.expanded_specs``: a spec with an ``easy_going`` list stands for one society
+per value, named as when the run was planned).
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ def briefing_answers(
 ) -> Iterator[tuple[str, int, str]]:
     """(society, agent, answer template) of every agent whose briefing supports an answer
     (a briefing without one, such as common background, makes no claim to adopt)."""
-    expanded: list[Mapping[str, Any]] = []
-    for spec in config.get("societies") or []:
-        ks = spec.get("easy_going")
-        expanded.extend([spec] * (len(ks) if isinstance(ks, list) else 1))
-    for name, spec in zip(societies, expanded, strict=False):
+    from societies.analysis.collab import expanded_specs
+
+    expanded = expanded_specs(config)
+    for name in societies:
+        spec = expanded.get(name)
+        if spec is None:  # a baseline: no briefing
+            continue
         shared = spec.get("briefing")
         agents = spec["agents"]
         if isinstance(agents, int):

@@ -49,6 +49,33 @@ def _resample_weights(n: int, resamples: int, seed: int) -> np.ndarray:
     return np.bincount(flat, minlength=resamples * n).reshape(resamples, n).astype(float)
 
 
+def bootstrap_cis(
+    samples: Sequence[np.ndarray],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = 0.95,
+) -> list[tuple[float, float]]:
+    """``bootstrap_ci`` of each sample, the same intervals, with three or more samples of
+    one size done together as one matrix product (as ``accuracy_cis``): many cells of
+    thousands of cases stay fast."""
+    out: list[tuple[float, float]] = [(float("nan"), float("nan"))] * len(samples)
+    tail = (1 - level) / 2 * 100
+    sizes = sorted({len(s) for s in samples if len(s)})
+    for n in sizes:
+        at = [i for i, s in enumerate(samples) if len(s) == n]
+        if len(at) < 3:  # the weights matrix costs more than a few direct draws
+            for i in at:
+                out[i] = bootstrap_ci(samples[i], resamples=resamples, seed=seed, level=level)
+            continue
+        matrix = np.vstack([np.asarray(samples[i], dtype=float) for i in at])
+        means = matrix @ _resample_weights(n, resamples, seed).T / n
+        low, high = np.percentile(means, [tail, 100 - tail], axis=1)
+        for j, i in enumerate(at):
+            out[i] = (float(low[j]), float(high[j]))
+    return out
+
+
 def accuracy_cis(
     votes: pd.DataFrame,
     *,

@@ -35,34 +35,47 @@ def _states(frame: pd.DataFrame) -> np.ndarray:
     return np.where(~answered, "∅", np.where(correct, "C", "W"))
 
 
-def _transition(before: str, after: str) -> str:
-    if before != "∅" and after == "∅":
-        return "A→∅"
-    return f"{before}→{after}"
+def _transitions(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """``before→after``, with an answer of either kind lost as ``A→∅``."""
+    moved = np.char.add(np.char.add(before.astype(str), "→"), after.astype(str))
+    return np.where((before != "∅") & (after == "∅"), "A→∅", moved)
 
 
 def transition_turns(answers: pd.DataFrame) -> pd.DataFrame:
-    """One row per agent turn of round r ≥ 1 with the agent's state before (round r-1) and
-    after, and the ``transition``. Turns are counted per strategy (a tree node shared by
-    several strategies counts once for each, as the conformity counts do). A turn whose call
-    or whose previous call has no answer slot (not stored, or failed) is left out, and so is a
-    round a stopping rule left unrun: nothing moved there."""
+    """One row per agent turn of round r ≥ 1 (in the grid's order) with the agent's state
+    before (round r-1) and after, and the ``transition``. Turns are counted per strategy (a
+    tree node shared by several strategies counts once for each, as the conformity counts
+    do). A turn whose call or whose previous call has no answer slot (not stored, or failed)
+    is left out, and so is a round a stopping rule left unrun: nothing moved there."""
     cols = [*GROUP, "agent", "trait", "pattern", "before", "after", "transition"]
-    outcome = answers["outcome"] if "outcome" in answers else pd.Series("ok", index=answers.index)
-    frame = answers.assign(state=_states(answers), outcome=outcome)
-    if "trait" not in frame:
-        frame = frame.assign(trait="")
-    prev = frame.loc[frame["outcome"].isin(ANSWERED), [*GROUP, "agent", "state"]]
-    prev = prev.assign(round=prev["round"] + 1).rename(columns={"state": "before"})
-    now = frame[(frame["round"] > 0) & frame["outcome"].isin(_MADE)]
-    now = now[[*GROUP, "agent", "trait", "pattern", "state"]].rename(columns={"state": "after"})
-    turns = now.merge(prev, on=[*GROUP, "agent"])
-    if turns.empty:
+    if answers.empty:
         return pd.DataFrame(columns=cols)
-    turns["transition"] = [
-        _transition(b, a) for b, a in zip(turns["before"], turns["after"], strict=True)
-    ]
-    return turns[cols].sort_values([*GROUP, "agent"], ignore_index=True)
+    outcome = answers["outcome"] if "outcome" in answers else pd.Series("ok", index=answers.index)
+    answered = outcome.isin(ANSWERED).to_numpy()
+    made = outcome.isin(_MADE).to_numpy()
+    # Each (case, strategy, agent)'s rows in round order: a turn is a row whose previous row
+    # is the same agent's previous round with an answer slot.
+    case = answers.groupby(CASE, sort=False, observed=True).ngroup().to_numpy()
+    agent, rnd = answers["agent"].to_numpy(), answers["round"].to_numpy()
+    order = np.lexsort((rnd, agent, case))
+    c, a, r = case[order], agent[order], rnd[order]
+    follows = (c[1:] == c[:-1]) & (a[1:] == a[:-1]) & (r[1:] == r[:-1] + 1)
+    turn = np.r_[False, follows & answered[order][:-1]] & made[order] & (r > 0)
+    states = _states(answers)[order]
+    # Back to the grid's order (load_run's grid is sorted), so no sort is needed.
+    rows = order[turn]
+    mask = np.zeros(len(answers), dtype=bool)
+    mask[rows] = True
+    prev = np.empty(len(answers), dtype=object)
+    prev[rows] = np.r_[states[:1], states[:-1]][turn]
+    before, after = prev[mask].astype(str), _states(answers)[mask]
+    keep = [c for c in [*GROUP, "agent", "trait", "pattern"] if c in answers]
+    turns = answers.loc[mask, keep].reset_index(drop=True)
+    if "trait" not in turns:
+        turns["trait"] = ""
+    turns["before"], turns["after"] = before, after
+    turns["transition"] = _transitions(before, after)
+    return turns[cols]
 
 
 def transition_table(
@@ -102,8 +115,9 @@ def debate_vs_vote(votes: pd.DataFrame) -> pd.DataFrame:
     """Per run, society and strategy: accuracy of the majority of the first answers (round 0,
     the vote with no debate) and of the final round's majority, over the same complete cases;
     ``difference`` = final − vote with a bootstrap 95% CI of the paired per-case differences
-    (``stats.bootstrap_ci``), and the cases the rounds ``gained`` (vote wrong, final right) and
-    ``lost``. Societies whose last round is 0 (baselines) have no row."""
+    (``stats.bootstrap_ci``, batched as ``stats.bootstrap_cis``), and the cases the rounds
+    ``gained`` (vote wrong, final right) and ``lost``. Societies whose last round is 0
+    (baselines) have no row."""
     from societies.analysis import stats  # scipy: imported when the table is asked for
 
     cols = ["run", "task", "society", "strategy", "round", "n", "vote_accuracy",
@@ -112,17 +126,18 @@ def debate_vs_vote(votes: pd.DataFrame) -> pd.DataFrame:
     if flags.empty:
         return pd.DataFrame(columns=cols)
     flags = flags.sort_values([*CASE])
-    rows = []
+    rows, diffs = [], []
     for key, g in flags.groupby(["run", "task", "society", "strategy"], observed=True):
         first = g["correct_first"].astype(bool).to_numpy()
         final = g["correct"].astype(bool).to_numpy()
         diff = final.astype(float) - first.astype(float)
-        low, high = stats.bootstrap_ci(diff)
+        diffs.append(diff)
         rows.append(
-            (*key, int(g["round"].iloc[0]), len(g), float(first.mean()), float(final.mean()),
-             float(diff.mean()), low, high, int((final & ~first).sum()),
-             int((first & ~final).sum()))
+            [*key, int(g["round"].iloc[0]), len(g), float(first.mean()), float(final.mean()),
+             float(diff.mean()), int((final & ~first).sum()), int((first & ~final).sum())]
         )  # fmt: skip
+    cis = stats.bootstrap_cis(diffs)
+    rows = [[*row[:-2], *ci, *row[-2:]] for row, ci in zip(rows, cis, strict=True)]
     return pd.DataFrame(rows, columns=cols)
 
 
