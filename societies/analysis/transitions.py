@@ -29,16 +29,21 @@ TRANSITIONS = ("C→C", "C→W", "W→C", "W→W", "A→∅", "∅→C", "∅→
 _MADE = tuple(o for o in ANSWERED if o != "stopped")
 
 
+#: The three states, by code.
+STATES = ("C", "W", "∅")
+#: TRANSITIONS' index of each (before, after) pair of state codes, at before * 3 + after.
+_LOOKUP = np.array(
+    [TRANSITIONS.index("A→∅" if b < 2 and a == 2 else f"{STATES[b]}→{STATES[a]}")
+     for b in range(3) for a in range(3)],
+    dtype=np.int8,
+)  # fmt: skip
+
+
 def _states(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's state code: 0 correct, 1 a wrong answer, 2 no answer."""
     answered = frame["answer"].notna().to_numpy()
     correct = frame["correct"].fillna(False).astype(bool).to_numpy()
-    return np.where(~answered, "∅", np.where(correct, "C", "W"))
-
-
-def _transitions(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """``before→after``, with an answer of either kind lost as ``A→∅``."""
-    moved = np.char.add(np.char.add(before.astype(str), "→"), after.astype(str))
-    return np.where((before != "∅") & (after == "∅"), "A→∅", moved)
+    return np.where(~answered, 2, np.where(correct, 0, 1)).astype(np.int8)
 
 
 def transition_turns(answers: pd.DataFrame) -> pd.DataFrame:
@@ -66,15 +71,19 @@ def transition_turns(answers: pd.DataFrame) -> pd.DataFrame:
     rows = order[turn]
     mask = np.zeros(len(answers), dtype=bool)
     mask[rows] = True
-    prev = np.empty(len(answers), dtype=object)
+    prev = np.zeros(len(answers), dtype=np.int8)
     prev[rows] = np.r_[states[:1], states[:-1]][turn]
-    before, after = prev[mask].astype(str), _states(answers)[mask]
+    before, after = prev[mask], _states(answers)[mask]
     keep = [c for c in [*GROUP, "agent", "trait", "pattern"] if c in answers]
     turns = answers.loc[mask, keep].reset_index(drop=True)
     if "trait" not in turns:
         turns["trait"] = ""
-    turns["before"], turns["after"] = before, after
-    turns["transition"] = _transitions(before, after)
+    states_index, transitions_index = pd.Index(STATES), pd.Index(TRANSITIONS)
+    turns["before"] = pd.Categorical.from_codes(before, states_index)
+    turns["after"] = pd.Categorical.from_codes(after, states_index)
+    turns["transition"] = pd.Categorical.from_codes(
+        _LOOKUP[before.astype(np.int64) * 3 + after], transitions_index
+    )
     return turns[cols]
 
 
