@@ -53,7 +53,7 @@ Entity = tuple[str, str]
 def _part(where: str, value: Any, path: str, kind: type = dict) -> Any:
     if value is None:
         raise DataError(f"{where}: {path}: missing")
-    if not isinstance(value, kind) or (kind is str and not value.strip()):
+    if not isinstance(value, kind) or (isinstance(value, str) and not value.strip()):
         shown = repr(value)[:60]
         raise DataError(f"{where}: {path}: invalid value {shown}")
     return value
@@ -69,8 +69,8 @@ def _entity(where: str, record: Mapping[str, Any], key: str, path: str) -> Entit
 class _Relation:
     def __init__(self, where: str, record: Mapping[str, Any], path: str) -> None:
         value = _part(where, record.get("relation"), f"{path}.relation")
-        self.query = _part(where, value.get("query"), f"{path}.relation.query", str)
-        self.prompt = _part(where, value.get("prompt"), f"{path}.relation.prompt", str)
+        self.query: str = _part(where, value.get("query"), f"{path}.relation.query", str)
+        self.prompt: str = _part(where, value.get("prompt"), f"{path}.relation.prompt", str)
         for name, text in (("query", self.query), ("prompt", self.prompt)):
             if "{}" not in text:
                 raise DataError(f"{where}: {path}.relation.{name}: no {{}} for the subject")
