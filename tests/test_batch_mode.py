@@ -5,6 +5,8 @@ and submits nothing twice; a server without the Batches API is one line, exit 1.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -14,9 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
+from click.testing import CliRunner, Result
 
 from societies.backends.sim_server import Faults, SimServer
+from societies.cli.main import cli as main_cli
 from societies.plan.plan import Overrides
 from societies.plan.resolve import load_plan
 from societies.scheduler.batch import custom_id, parse_custom_id
@@ -206,3 +211,101 @@ def test_a_server_without_the_batches_api_is_one_line_and_resumable(tmp_path: Pa
         _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     assert len(calls(out)) == CALLS
+
+
+def cli(*args: str) -> Result:
+    """The command in this process (a subprocess would cost seconds of start-up each)."""
+    return CliRunner().invoke(main_cli, list(args))
+
+
+def run_offline(client: openai.OpenAI, requests: bytes) -> bytes:
+    """What ``vllm run-batch`` does with a request file, here through serve-sim's Batch API."""
+    uploaded = client.files.create(file=("requests.jsonl", requests), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    for _ in range(1500):
+        done = client.batches.retrieve(batch.id)
+        if done.status in ("completed", "failed", "expired", "cancelled"):
+            break
+        time.sleep(0.02)
+    assert done.status == "completed" and done.output_file_id is not None
+    return client.files.content(done.output_file_id).content
+
+
+def test_export_import_round_trip_equals_the_interactive_run(tmp_path: Path) -> None:
+    exp = experiment(tmp_path)
+    out = tmp_path / "offline"
+    with SimServer(experiments=[exp]) as server:
+        asyncio.run(run_experiment(load_plan(exp, overrides(tmp_path / "interactive", server))))
+        # The run exists (its store, no call yet) before its first level is exported.
+        open_store(load_plan(exp, overrides(out, server))).close()
+        client = openai.OpenAI(api_key="k", base_url=server.base_url, max_retries=0)
+        levels = []
+        while True:
+            exported = cli("batch", "export", str(out))
+            assert exported.exit_code == 0, exported.output
+            if not exported.stdout_bytes:
+                break
+            lines = exported.stdout_bytes.splitlines()
+            levels.append(len(lines))
+            results = tmp_path / f"results-{len(levels)}.jsonl"
+            results.write_bytes(run_offline(client, exported.stdout_bytes))
+            imported = cli("batch", "import", str(out), str(results))
+            assert imported.exit_code == 0, imported.output
+            assert f"imported {len(lines)} calls" in imported.stdout
+            # Importing the same file again stores nothing more.
+            again = cli("batch", "import", str(out), str(results))
+            assert "imported 0 calls" in again.stdout, again.output
+        client.close()
+        chat_before = server.stats["requests"]
+        resumed = asyncio.run(run_experiment(load_plan(exp, overrides(out, server))))
+        assert server.stats["requests"] == chat_before  # the run resumes: nothing to ask
+    assert resumed.made == 0 and resumed.reused == CALLS
+    assert levels == [18, 18, 36, 72]
+    assert answers(out) == answers(tmp_path / "interactive")
+    assert asked(out) == asked(tmp_path / "interactive")
+
+
+def test_bad_results_files_are_one_line_exit_2_and_write_nothing(tmp_path: Path) -> None:
+    exp = experiment(tmp_path)
+    with SimServer(experiments=[exp]) as server:
+        for name in ("a", "b"):
+            open_store(load_plan(exp, overrides(tmp_path / name, server))).close()
+        client = openai.OpenAI(api_key="k", base_url=server.base_url, max_retries=0)
+        exported = cli("batch", "export", str(tmp_path / "a"))
+        results_a = tmp_path / "a.jsonl"
+        results_a.write_bytes(run_offline(client, exported.stdout_bytes))
+        client.close()
+    first = json.loads(results_a.read_bytes().splitlines()[0])
+    tag = first["custom_id"][:12]
+    nowhere = CallKey(0, "no-such-case", ODD, "", 0, "persona")
+    unknown = dict(first, custom_id=custom_id(tag, nowhere))
+    cases = {
+        "another run": results_a.read_bytes(),
+        "unknown": (json.dumps(unknown) + "\n").encode(),
+        "not json": results_a.read_bytes() + b"{broken\n",
+        "no id": b'{"response": null}\n',
+    }
+    expected = {
+        "another run": ":1: custom_id: ",
+        "unknown": ":1: custom_id: ",
+        "not json": ":19: not a JSON line",
+        "no id": ":1: custom_id: missing",
+    }
+    for what, data in cases.items():
+        target = tmp_path / ("a" if what != "another run" else "b")
+        path = tmp_path / f"{what}.jsonl"
+        path.write_bytes(data)
+        result = cli("batch", "import", str(target), str(path))
+        assert result.exit_code == 2, (what, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"{path}{expected[what]}" in lines[0], (what, result.stderr)
+        assert "Traceback" not in result.output
+        assert calls(target) == [], what
+        con = sqlite3.connect(target / "store.sqlite")
+        assert con.execute("SELECT COUNT(*) FROM invocations").fetchone()[0] == 0, what
+        con.close()
+    assert "from another run" in cli("batch", "import", str(tmp_path / "b"), str(results_a)).stderr
+    missing = cli("batch", "export", str(tmp_path / "nothing-here"))
+    assert missing.exit_code == 2 and "no run store here" in missing.stderr

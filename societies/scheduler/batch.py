@@ -137,11 +137,13 @@ class BatchCollector:
         *,
         invocation: int | None = None,
         progress: BatchProgress | None = None,
+        resume: bool = True,
     ) -> None:
         self.store = store
         self.ledger = BatchLedger(store.con)
         self.tag = self.ledger.run_tag()
         self.provider = provider
+        self.resume = resume
         self.invocation = invocation
         self.progress = progress
         self.broken: BaseException | None = None
@@ -149,10 +151,11 @@ class BatchCollector:
         self._arrived: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.ledger.collect()
+        if resume:
+            self.ledger.collect()
         #: Items of batches submitted earlier that may still answer a call (resume).
         self._open: dict[str, tuple[LedgerBatch, LedgerItem]] = {}
-        for batch in self.ledger.open_batches():
+        for batch in self.ledger.open_batches() if resume else ():
             state = "answered" if batch.state == "ended" else "pending"
             for item in self.ledger.items(batch.id, state):
                 self._open[item.custom_id] = (batch, item)
@@ -291,6 +294,8 @@ class BatchCollector:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._flusher = None
+        if not self.resume:
+            return
         try:
             self.store.flush()
             self.ledger.collect()
