@@ -309,3 +309,46 @@ def test_bad_results_files_are_one_line_exit_2_and_write_nothing(tmp_path: Path)
     assert "from another run" in cli("batch", "import", str(tmp_path / "b"), str(results_a)).stderr
     missing = cli("batch", "export", str(tmp_path / "nothing-here"))
     assert missing.exit_code == 2 and "no run store here" in missing.stderr
+
+
+def test_dry_run_prices_batch_mode_and_batch_needs_the_openai_backend(tmp_path: Path) -> None:
+    exp = experiment(tmp_path)
+    model = ["--model", "openai:gpt-3.5-turbo-1106", "--base-url", "http://127.0.0.1:9/v1"]
+    interactive = cli("run", str(exp), "--dry-run", *model)
+    batch = cli("run", str(exp), "--dry-run", "--batch", *model)
+    assert interactive.exit_code == 0 and batch.exit_code == 0, batch.output
+    cost = float(interactive.stdout.split("estimated cost: $")[1].split(";")[0])
+    line = batch.stdout.split("estimated cost: $")[1]
+    at_batch = float(line.split(" at batch prices")[0])
+    assert f"(${cost:.2f} interactive), in 4 levels" in line
+    assert at_batch == pytest.approx(cost / 2, abs=0.011)  # the Batch API's 50%
+    refused = cli("run", str(exp), "--batch", "--out", str(tmp_path / "no"))
+    assert refused.exit_code == 2 and not (tmp_path / "no").exists()
+    assert refused.stderr.strip() == (
+        "--batch: batch mode needs the openai backend (the model is sim); add --model openai:MODEL"
+    )
+
+
+async def test_a_crash_between_creating_a_batch_and_recording_it_finds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one window where the ledger cannot know the batch id: the batch is looked up by
+    its input file (batches.list) before anything is created again."""
+    exp = experiment(tmp_path)
+    recorded = BatchLedger.submitted
+
+    def crash(self: BatchLedger, batch: int, provider_id: str, status: str) -> None:
+        raise RuntimeError("killed right after the batch was created")
+
+    async with SimServer(Faults(batch_delay=0.05), experiments=[exp]) as server:
+        monkeypatch.setattr(BatchLedger, "submitted", crash)
+        with pytest.raises(RuntimeError, match="killed right after"):
+            await batched(exp, tmp_path / "run", server)
+        assert server.stats["batches"] == 1
+        assert ledger(tmp_path / "run")["submitting"] == 1
+        monkeypatch.setattr(BatchLedger, "submitted", recorded)
+        summary = await batched(exp, tmp_path / "run", server)
+        stats = dict(server.stats)
+    assert summary.made == CALLS and summary.errors == 0
+    assert stats["batches"] == 4 and stats["batch_requests"] == CALLS
+    assert ledger(tmp_path / "run")["sent_twice"] == 0

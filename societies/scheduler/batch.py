@@ -27,7 +27,7 @@ import asyncio
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,6 +210,12 @@ class BatchCollector:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_levels())
 
     async def _flush_levels(self) -> None:
+        try:
+            await self._levels()
+        except Exception as exc:  # a bug must not leave every call waiting
+            self.fail(exc, [])
+
+    async def _levels(self) -> None:
         assert self._arrived is not None
         while True:
             await self._arrived.wait()
@@ -228,8 +234,17 @@ class BatchCollector:
                     self.provider.dispatch(self, items)
 
     # -- the provider's side --------------------------------------------------------------
-    def spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+    def spawn(self, coro: Coroutine[Any, Any, None], items: list[Pending]) -> None:
+        """Run ``coro`` (the sending of ``items``); should it fail unexpectedly (a full disk,
+        a bug), its calls fail with the error rather than wait forever."""
+
+        async def guarded() -> None:
+            try:
+                await coro
+            except Exception as exc:
+                self.fail(exc, items)
+
+        task = asyncio.get_running_loop().create_task(guarded())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -277,9 +292,10 @@ class BatchCollector:
         every call still to come fail with it; the run stops, resumable."""
         if self.broken is None:
             self.broken = exc
-        for p in (*items, *self._queue):
+        attached = [p for _, waiting in self._attached.values() for p in waiting]
+        for p in (*items, *self._queue, *attached):
             self._settle(p, exc)
-        self._queue = []
+        self._queue, self._attached = [], {}
 
     def changed(self, submitted: int = 0, started: int = 0, finished: int = 0) -> None:
         self.submitted += submitted

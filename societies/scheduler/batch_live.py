@@ -76,15 +76,15 @@ class LiveProvider(Provider):
                     len(chunk) >= options.batch_max_requests
                     or size + len(p.line) > options.batch_max_bytes
                 ):
-                    collector.spawn(self._submit(collector, chunk, size))
+                    collector.spawn(self._submit(collector, chunk, size), chunk)
                     chunk, size = [], 0
                 chunk.append(p)
                 size += len(p.line)
-            collector.spawn(self._submit(collector, chunk, size))
+            collector.spawn(self._submit(collector, chunk, size), chunk)
 
     def resume(self, collector: BatchCollector, batch: LedgerBatch, items: list[Pending]) -> None:
         log.info("batch %s: resuming (%s) for %d calls", batch.id, batch.state, len(items))
-        collector.spawn(self._follow(collector, batch, items))
+        collector.spawn(self._follow(collector, batch, items), items)
 
     async def _submit(self, collector: BatchCollector, items: list[Pending], size: int) -> None:
         backend = items[0].backend
@@ -134,14 +134,16 @@ class LiveProvider(Provider):
             assert provider_id is not None
             collector.changed(submitted=1, started=1)
             if batch.state != "ended":
-                while status not in TERMINAL:
-                    await asyncio.sleep(options.batch_poll)
+                while True:
                     previous = status
                     status, out, err = await _retried(
                         lambda: api.retrieve(provider_id), f"poll batch {provider_id}"
                     )
                     if status != previous:
                         collector.ledger.status(batch.id, status)
+                    if status in TERMINAL:
+                        break
+                    await asyncio.sleep(options.batch_poll)
             lines = await _retried(lambda: api.lines(out), "download batch results")
             errors = await _retried(lambda: api.lines(err), "download batch errors")
         except PermanentModelError as exc:
