@@ -145,7 +145,7 @@ async def test_items_that_keep_failing_end_as_errors_within_the_attempt_bound(
 def run_cli(out: Path, exp: Path, url: str, *extra: str) -> subprocess.Popen[str]:
     args = [
         sys.executable, "-m", "societies", "run", str(exp), "--out", str(out), "--quiet",
-        "--base-url", url, "--batch", *extra,
+        "--base-url", url, *(extra or ["--batch"]),
     ]  # fmt: skip
     env = dict(os.environ, **{KEY_ENV: "sk-batch-test"})
     return subprocess.Popen(
@@ -182,6 +182,11 @@ def test_a_run_killed_while_polling_resumes_and_submits_nothing_twice(tmp_path: 
         assert ledger(out)["submitted"] == 1  # recorded before the kill
         # The batch in progress finishes (fast from now on), while nobody polls it.
         server.faults = server.faults.model_copy(update={"batch_delay": 0.02})
+        # Not interactively: those calls are paid for in the batch.
+        interactive = run_cli(out, exp, server.base_url, "--concurrency", "4")
+        _, err = interactive.communicate(timeout=120)
+        assert interactive.returncode == 2 and "re-run with --batch to collect them" in err
+        assert server.stats["requests"] == 0
         second = run_cli(out, exp, server.base_url)
         _, err = second.communicate(timeout=120)
         assert second.returncode == 0, err

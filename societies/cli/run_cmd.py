@@ -32,7 +32,7 @@ from societies.cost import (
 from societies.errors import ConfigError, SocietiesError
 from societies.plan.plan import Overrides, Plan
 from societies.plan.resolve import load_plans
-from societies.scheduler.batch import uses_batches
+from societies.scheduler.batch import check_open_batches, uses_batches
 from societies.scheduler.batch_live import run_batched
 from societies.scheduler.estimate import check_size, human_bytes, size_line
 from societies.scheduler.runner import RunSummary
@@ -154,6 +154,7 @@ def run_plans(
         meter.table = table
         store = open_store(plan)
         try:
+            check_open_batches(plan, store)
             summary = _run_with_progress(plan, store, err, quiet, meter)
             _print_summary(plan, store, summary, meter)
         finally:

@@ -42,6 +42,7 @@ from societies.backends.base import (
 from societies.backends.errors import Transient
 from societies.backends.openai_batch import body_hash, chat_body, request_line
 from societies.config.models import ModelSpec
+from societies.errors import StoreError
 from societies.plan.plan import Plan
 from societies.store.batches import BatchLedger, LedgerBatch, LedgerItem
 from societies.store.db import RunStore
@@ -364,3 +365,18 @@ def batched_factory(
         return backend
 
     return make
+
+
+def check_open_batches(plan: Plan, store: RunStore) -> None:
+    """Refuse to ask interactively the calls of batches still open (submitted, so paid for):
+    only batch mode collects them."""
+    if uses_batches(plan):
+        return
+    ledger = BatchLedger(store.con)
+    ledger.collect()
+    found = ledger.open_batches()
+    if found:
+        raise StoreError(
+            f"{plan.output}: {len(found)} batches submitted by an earlier --batch run are not "
+            "collected (their calls are paid for); re-run with --batch to collect them"
+        )
