@@ -59,11 +59,16 @@ def overrides(out: Path, server: SimServer, **options: Any) -> Overrides:
     )
 
 
+#: Every progress report of batches: (submitted, in progress, done).
+SEEN: list[tuple[int, int, int]] = []
+
+
 async def batched(exp: Path, out: Path, server: SimServer, **options: Any) -> RunSummary:
     plan = load_plan(exp, overrides(out, server, batch=True, batch_poll=0.01, **options))
     store = open_store(plan)
+    SEEN.clear()
     try:
-        return await run_batched(plan, store)
+        return await run_batched(plan, store, batch_progress=lambda *n: SEEN.append(n))
     finally:
         store.close()
 
@@ -103,6 +108,9 @@ async def test_a_batch_run_equals_the_interactive_run(tmp_path: Path) -> None:
     assert asked(tmp_path / "batch") == asked(tmp_path / "interactive")
     assert {c["society"] for c in calls(tmp_path / "batch")} == {"1eg-2oc", ODD}
     assert ledger(tmp_path / "batch") == {"collected": 4, "requests": CALLS, "sent_twice": 0}
+    # Progress: one level at a time, each batch submitted, in progress, then done.
+    assert SEEN == [(1, 1, 0), (1, 0, 1), (2, 1, 1), (2, 0, 2), (3, 1, 2), (3, 0, 3),
+                    (4, 1, 3), (4, 0, 4)]  # fmt: skip
 
     # Run again: everything is stored, nothing is sent.
     async with SimServer(experiments=[exp]) as server:
