@@ -248,15 +248,16 @@ def run_offline(client: openai.OpenAI, requests: bytes) -> bytes:
 
 def test_export_import_round_trip_equals_the_interactive_run(tmp_path: Path) -> None:
     exp = experiment(tmp_path)
+    poll_option(exp)  # the file's model is openai:sim-model, as the interactive run's
     out = tmp_path / "offline"
     with SimServer(experiments=[exp]) as server:
         asyncio.run(run_experiment(load_plan(exp, overrides(tmp_path / "interactive", server))))
-        # The run exists (its store, no call yet) before its first level is exported.
-        open_store(load_plan(exp, overrides(out, server))).close()
         client = openai.OpenAI(api_key="k", base_url=server.base_url, max_retries=0)
-        levels = []
+        levels: list[int] = []
         while True:
-            exported = cli("batch", "export", str(out))
+            # The first export starts the run from the experiment file.
+            start = [] if levels else ["--experiment", str(exp)]
+            exported = cli("batch", "export", str(out), *start)
             assert exported.exit_code == 0, exported.output
             if not exported.stdout_bytes:
                 break

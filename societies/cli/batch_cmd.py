@@ -16,8 +16,8 @@ import click
 from societies.cli.main import user_errors
 from societies.config.models import Experiment
 from societies.errors import StoreError
-from societies.plan.plan import Plan
-from societies.plan.resolve import resolve_stored
+from societies.plan.plan import Overrides, Plan
+from societies.plan.resolve import load_plan, resolve_stored
 from societies.scheduler.batch_files import export_level, import_results
 from societies.scheduler.session import open_store
 from societies.store.db import RunStore
@@ -49,10 +49,18 @@ def batch() -> None:
               help="Which level: the calls the run can ask now.")  # fmt: skip
 @click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False),
               help="Write here instead of standard output.")  # fmt: skip
+@click.option("--experiment", type=click.Path(path_type=Path, dir_okay=False),
+              help="Start RUN_DIR as a run of this experiment file (its first level).")  # fmt: skip
+@click.option("--limit", type=click.IntRange(min=1), help="With --experiment: the first N cases.")
 @user_errors
-def export(run_dir: Path, level: str, out: Path | None) -> None:
+def export(
+    run_dir: Path, level: str, out: Path | None, experiment: Path | None, limit: int | None
+) -> None:
     """Write the requests of RUN_DIR's next level as an OpenAI batch input file."""
-    plan = stored_plan(run_dir)
+    if experiment is not None:
+        plan = load_plan(experiment, Overrides(out=run_dir, limit=limit))
+    else:
+        plan = stored_plan(run_dir)
     store = open_store(plan)
     try:
         lines = asyncio.run(export_level(plan, store))
