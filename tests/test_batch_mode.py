@@ -366,3 +366,22 @@ async def test_a_crash_between_creating_a_batch_and_recording_it_finds_it(
     assert summary.made == CALLS and summary.errors == 0
     assert stats["batches"] == 4 and stats["batch_requests"] == CALLS
     assert ledger(tmp_path / "run")["sent_twice"] == 0
+
+
+async def test_levels_are_split_at_the_providers_limits(tmp_path: Path) -> None:
+    exp = experiment(tmp_path)
+    limits = {"batch_max_requests": 7, "batch_max_bytes": 10_000}
+    async with SimServer(Faults(batch_max_requests=7), experiments=[exp]) as server:
+        await run_experiment(load_plan(exp, overrides(tmp_path / "interactive", server)))
+        summary = await batched(exp, tmp_path / "batch", server, **limits)
+        stats = dict(server.stats)
+    assert summary.made == CALLS and summary.errors == 0
+    con = sqlite3.connect(tmp_path / "batch" / "store.sqlite")
+    sizes = con.execute("SELECT requests, bytes FROM batches").fetchall()
+    con.close()
+    assert max(n for n, _ in sizes) == 7 and max(b for _, b in sizes) <= 10_000
+    # By count alone the levels (18, 18, 36, 72 calls) make 23 files; by size, more.
+    assert len(sizes) > 23
+    assert sum(n for n, _ in sizes) == CALLS == stats["batch_requests"]
+    assert stats["batches"] == len(sizes) > 4 and stats.get("batches_failed", 0) == 0
+    assert answers(tmp_path / "batch") == answers(tmp_path / "interactive")

@@ -28,7 +28,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from societies.backends.base import (
@@ -93,8 +93,6 @@ class Pending:
     future: asyncio.Future[GenerateResult]
     max_attempts: int
     attempt: int = 1
-    #: What made the previous attempt fail (for the error recorded once attempts run out).
-    last_error: str = field(default="")
 
 
 class Provider(ABC):
@@ -136,7 +134,6 @@ class BatchCollector:
         store: RunStore,
         provider: Provider,
         *,
-        invocation: int | None = None,
         progress: BatchProgress | None = None,
         resume: bool = True,
     ) -> None:
@@ -145,7 +142,6 @@ class BatchCollector:
         self.tag = self.ledger.run_tag()
         self.provider = provider
         self.resume = resume
-        self.invocation = invocation
         self.progress = progress
         self.broken: BaseException | None = None
         self._queue: list[Pending] = []
@@ -164,7 +160,6 @@ class BatchCollector:
         #: Answers of resumed batches whose calls have not asked yet.
         self.late: dict[str, dict[str, Any]] = {}
         self.submitted = self.in_progress = self.done = 0
-        self.resumed = len({b.id for b, _ in self._open.values()})
 
     # -- the runner's side ----------------------------------------------------------------
     def backend(self, spec: ModelSpec, inner: AnyBackend | None) -> BatchedBackend:
@@ -190,6 +185,7 @@ class BatchCollector:
     def _take(self, p: Pending) -> None:
         late = self.late.pop(p.custom_id, None)
         if late is not None:
+            self._open.pop(p.custom_id, None)
             self.provider_answer(p, late)
             return
         found = self._open.pop(p.custom_id, None)
@@ -259,7 +255,6 @@ class BatchCollector:
                 )
                 return
             p.attempt += 1
-            p.last_error = str(result)
             self._queue.append(p)
             self._wake()
             return

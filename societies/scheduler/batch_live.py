@@ -97,9 +97,7 @@ class LiveProvider(Provider):
             ledger_items = [
                 LedgerItem(p.custom_id, p.key, body_hash(p.line), p.attempt) for p in items
             ]
-            row = collector.ledger.add_batch(
-                file_id, backend.spec.name, size, ledger_items, collector.invocation
-            )
+            row = collector.ledger.add_batch(file_id, backend.spec.name, size, ledger_items)
         except PermanentModelError as exc:
             collector.fail(exc, items)
             return

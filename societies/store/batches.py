@@ -75,16 +75,15 @@ class BatchLedger:
         model: str,
         size: int,
         items: Sequence[LedgerItem],
-        invocation: int | None,
     ) -> int:
         """Record a batch about to be created, with its items, in one commit."""
         con = self.con
         con.execute("BEGIN IMMEDIATE")
         try:
             cur = con.execute(
-                "INSERT INTO batches (state, input_file_id, model, requests, bytes, invocation,"
-                " created_at) VALUES ('submitting', ?, ?, ?, ?, ?, ?)",
-                (input_file_id, model, len(items), size, invocation, _now()),
+                "INSERT INTO batches (state, input_file_id, model, requests, bytes, created_at)"
+                " VALUES ('submitting', ?, ?, ?, ?, ?)",
+                (input_file_id, model, len(items), size, _now()),
             )
             batch = int(cur.lastrowid or 0)
             con.executemany(

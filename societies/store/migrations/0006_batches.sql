@@ -16,7 +16,6 @@ CREATE TABLE batches (
     model TEXT NOT NULL,
     requests INTEGER NOT NULL,
     bytes INTEGER NOT NULL,
-    invocation INTEGER,
     created_at TEXT NOT NULL,
     ended_at TEXT
 );
