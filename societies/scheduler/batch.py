@@ -40,7 +40,12 @@ from societies.backends.base import (
     PermanentModelError,
 )
 from societies.backends.errors import Transient
-from societies.backends.openai_batch import body_hash, chat_body, request_line
+from societies.backends.openai_batch import (
+    body_hash,
+    chat_body,
+    parse_result_line,
+    request_line,
+)
 from societies.config.models import ModelSpec
 from societies.errors import StoreError
 from societies.plan.plan import Plan
@@ -266,8 +271,6 @@ class BatchCollector:
 
     def provider_answer(self, p: Pending, line: dict[str, Any]) -> None:
         """Answer ``p`` from a result line."""
-        from societies.backends.openai_batch import parse_result_line
-
         try:
             result: GenerateResult | BaseException = parse_result_line(line, p.request.model)
         except Exception as exc:  # Transient or ContextExceededError, as classified

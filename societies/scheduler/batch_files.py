@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from societies.backends.base import CallRefusedError
+from societies.backends.base import CallRefusedError, ContextExceededError
+from societies.backends.openai_batch import parse_result_line
 from societies.errors import DataError
 from societies.plan.plan import Plan
 from societies.scheduler.batch import (
@@ -33,6 +34,7 @@ from societies.scheduler.batch import (
 )
 from societies.scheduler.runner import Runner, RunSummary
 from societies.scheduler.session import run_plan
+from societies.store.batches import BatchLedger
 from societies.store.db import RunStore
 from societies.store.records import CallKey
 
@@ -80,9 +82,6 @@ def _answered(line: dict[str, Any]) -> bool:
 
 
 def _overflow(line: dict[str, Any]) -> bool:
-    from societies.backends.base import ContextExceededError
-    from societies.backends.openai_batch import parse_result_line
-
     try:
         parse_result_line(line, "")
     except ContextExceededError:
@@ -146,7 +145,7 @@ class Imported:
 
 async def import_results(plan: Plan, store: RunStore, path: Path) -> Imported:
     """Store the answers of ``path`` (results of the run's next level) as calls."""
-    tag = BatchCollector(store, ExportProvider(), resume=False).tag
+    tag = BatchLedger(store.con).run_tag()
     rows = list(read_results(path, tag))
     waiting = ExportProvider()
     collector = BatchCollector(store, waiting, resume=False)
