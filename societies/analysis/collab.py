@@ -12,27 +12,49 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from societies.analysis.accuracy import decide
-from societies.analysis.metrics import ANSWERED
+from societies.analysis.metrics import ANSWERED, clean_answers
+from societies.config.models import SocietySpec
+from societies.society.agents import CONFEDERATE_BACKEND, JUDGE_AGENT
 from societies.tasks.agreement import agreed, stop_threshold
 
 CASE = ["run", "task", "repeat", "case_id", "society", "strategy"]
 
 
+def model_agents(agents: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an agents table that answer through a model: not the judge (agent
+    ``JUDGE_AGENT``, step ``judge``), not a confederate (backend ``CONFEDERATE_BACKEND``).
+    Only they are scored, vote, agree (stopping) and count as the society's answer calls."""
+    keep = (agents["agent"] != JUDGE_AGENT) & (agents["backend"] != CONFEDERATE_BACKEND)
+    return agents[keep]
+
+
+def _expansions(spec: Mapping[str, Any]) -> int:
+    """How many societies a stored spec expands to (``SocietySpec.expansions``, the
+    resolver's own rule: easy_going values x confederate counts)."""
+    try:
+        return len(SocietySpec.model_validate(spec).expansions())
+    except ValidationError:  # a store written by another version: the older rule
+        eg = spec.get("easy_going")
+        return len(eg) if isinstance(eg, list) else 1
+
+
 def society_settings(
     config: Mapping[str, Any], societies: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
-    """Per society name (in the run's order): its spec's ``stop`` and ``decision``."""
+    """Per society name (in the run's order): its spec's ``stop``, ``decision`` and
+    ``judge`` (the judge's settings, or ``None``)."""
     specs: list[dict[str, Any]] = []
     for spec in config.get("societies") or []:
-        eg = spec.get("easy_going")
-        specs.extend([spec] * (len(eg) if isinstance(eg, list) else 1))
+        specs.extend([spec] * _expansions(spec))
     out = {}
     for name, spec in zip(societies, specs, strict=False):
         out[name] = {
             "stop": stop_threshold(spec.get("stop")),
             "decision": spec.get("decision") or "majority",
+            "judge": spec.get("judge"),
         }
     return out
 
@@ -154,6 +176,55 @@ def decision_table(
              bool(complete))
         )  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
+
+
+def judge_answers(grid: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
+    """Per society answer (case, strategy, round) that a judge gave: its answer (``decided``)
+    and whether it is right. A judge answers at the node of each round it judged (every round,
+    or the last); a round a stopping rule left unrun takes the judge's answer where the branch
+    stopped, as the agents' answers are carried there."""
+    cols = [*CASE, "round", "decided", "decided_correct"]
+    verdicts = calls[calls["step"] == "judge"]
+    if verdicts.empty or grid.empty:
+        return pd.DataFrame(columns=cols)
+    where = ["run", "repeat", "case_id", "society", "node"]
+    verdicts = verdicts[[*where, "answer", "correct"]].rename(
+        columns={"answer": "decided", "correct": "decided_correct"}
+    )
+    heads = (
+        grid.assign(stopped=grid["outcome"] == "stopped")
+        .groupby([*CASE, "round"], observed=True, sort=True)
+        .agg(node=("node", "first"), stopped=("stopped", "all"))
+        .reset_index()
+    )
+    heads = heads[heads.set_index(["run", "society"]).index.isin(
+        verdicts.set_index(["run", "society"]).index.unique()
+    )]  # fmt: skip
+    out = heads.merge(verdicts, on=where, how="left")
+    out = out.sort_values([*CASE, "round"], ignore_index=True)
+    judged = out["decided_correct"].notna()
+    carry = out.groupby(CASE, observed=True, sort=False)
+    filled_answer = carry["decided"].ffill()
+    filled_correct = carry["decided_correct"].ffill()
+    take = ~judged & out["stopped"] & filled_correct.notna()
+    out.loc[take, "decided"] = filled_answer[take]
+    out.loc[take, "decided_correct"] = filled_correct[take]
+    out = out[judged | take].copy()
+    out["decided"] = pd.Series(clean_answers(out["decided"]), index=out.index, dtype=object)
+    out["decided_correct"] = out["decided_correct"].astype(bool)
+    return out[cols].reset_index(drop=True)
+
+
+def judge_table(votes: pd.DataFrame, judged: pd.DataFrame) -> pd.DataFrame:
+    """The judge's answers in the shape of :func:`decision_table` (protocol ``judge``), each
+    beside the majority of the same agents' answers."""
+    cols = [*CASE, "round", "decision", "majority", "correct", "decided", "decided_correct",
+            "complete"]  # fmt: skip
+    if judged.empty:
+        return pd.DataFrame(columns=cols)
+    heads = votes[[*CASE, "round", "majority", "correct", "complete"]]
+    out = judged.merge(heads, on=[*CASE, "round"], how="inner").assign(decision="judge")
+    return out[cols]
 
 
 def protocol_name(protocol: Any) -> str:

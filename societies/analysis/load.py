@@ -75,7 +75,7 @@ def _missing_answer_calls(frames: dict[str, pd.DataFrame]) -> int:
     """Answer calls the run's tree asks for that are not stored with an answer slot (not
     made yet, or failed for good): cheap, from the frames already read."""
     nodes = frames["nodes"][["repeat", "case_id", "society", "node"]].drop_duplicates()
-    sizes = frames["agents"].groupby("society").size()
+    sizes = collab.model_agents(frames["agents"]).groupby("society").size()
     expected = int(nodes["society"].map(sizes).fillna(0).sum())
     calls = frames["calls"]
     answered = calls[(calls["step"] == "answer") & calls["outcome"].isin(metrics.ANSWERED)]
@@ -145,7 +145,8 @@ class Analysis:
         """repeat x case x society x strategy x round x agent, with the parsed answer, its
         correctness and the call's tokens. An agent whose call is not stored has a row with
         outcome ``missing`` and no answer, so incomplete groups can be told apart."""
-        slots = self._nodes.merge(self.agents[["run", "society", "agent", "trait"]], how="left")
+        debaters = collab.model_agents(self.agents)[["run", "society", "agent", "trait"]]
+        slots = self._nodes.merge(debaters, how="inner")
         keep = ["run", "repeat", "case_id", "society", "node", "agent", "pattern", "answer",
                 "correct", "outcome", "prompt_tokens", "completion_tokens", "total_tokens",
                 "model"]  # fmt: skip
@@ -350,9 +351,18 @@ class Analysis:
             (run, society): settings["decision"]
             for run, by_society in self.settings.items()
             for society, settings in by_society.items()
-            if settings["decision"] != "majority"
+            if settings["decision"] not in ("majority", "judge")
         }
-        return collab.decision_table(self.votes, self.answers, decisions, self.score)
+        voted = collab.decision_table(self.votes, self.answers, decisions, self.score)
+        judged = collab.judge_table(self.votes, self.judge_answers)
+        if judged.empty:
+            return voted
+        return judged if voted.empty else pd.concat([voted, judged], ignore_index=True)
+
+    @cached_property
+    def judge_answers(self) -> pd.DataFrame:
+        """Per society answer a judge gave: the judge's answer and whether it is right."""
+        return collab.judge_answers(self.answers, self.calls)
 
     @cached_property
     def decisions(self) -> pd.DataFrame:

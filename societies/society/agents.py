@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+from societies.config.collab import ConfederateAnswer, Fixed
 from societies.config.models import ModelOverride, ModelSpec
 from societies.society.topology import FULL, CommGraph
 from societies.society.traits import Trait
 
 if TYPE_CHECKING:
     from societies.config.models import BriefingSpec
+
+
+#: The agent index of a society's judge in the store (its calls are step ``judge``): apart
+#: from the debaters' 0..n-1, so no reader mistakes it for one of them.
+JUDGE_AGENT = -1
+#: The ``backend`` a confederate is stored with in the agents table: it has no model.
+CONFEDERATE_BACKEND = "confederate"
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """What a confederate says in every round: its answer and the template of its reply."""
+
+    answer: ConfederateAnswer
+    #: jinja2 over the case's fields, ``answer``, ``round`` and ``option``; ``None``: the
+    #: task's built-in reply (``Task.answer_reply``).
+    reply: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``wrong``, ``right`` or ``fixed:<answer>``: the confederate's "model" in the store."""
+        return f"fixed:{self.answer.fixed}" if isinstance(self.answer, Fixed) else self.answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +46,23 @@ class Agent:
     model: ModelSpec
     #: Private information rendered per case for this agent only.
     briefing: BriefingSpec | None = None
+    #: A confederate's script: it makes no model call and answers as scripted.
+    script: Script | None = None
+
+    @property
+    def confederate(self) -> bool:
+        return self.script is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Judge:
+    """A society's judge: reads every agent's latest reply and answers for the society."""
+
+    #: Its trait, role and model (index ``JUDGE_AGENT``).
+    agent: Agent
+    after: Literal["last", "every"] = "last"
+    #: Inline template of its prompt; ``None``: the prompt set's ``judge.j2``.
+    template: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +73,23 @@ class Society:
     topology: CommGraph = FULL
     #: Share of agents that must hold the most common answer to end a branch; ``None``: never.
     stop: float | None = None
+    judge: Judge | None = None
 
     @property
     def size(self) -> int:
+        """Every agent that takes a turn, confederates included (what topologies index)."""
         return len(self.agents)
+
+    @property
+    def model_agents(self) -> tuple[Agent, ...]:
+        """The agents that ask a model (not the confederates): they are scored and counted."""
+        return tuple(a for a in self.agents if a.script is None)
+
+    @property
+    def callers(self) -> tuple[Agent, ...]:
+        """Every agent that makes model calls: the model agents and the judge."""
+        judge = () if self.judge is None else (self.judge.agent,)
+        return (*self.model_agents, *judge)
 
 
 _TRAIT_ABBREV = {"easy-going": "eg", "overconfident": "oc"}

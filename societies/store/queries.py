@@ -257,13 +257,14 @@ def stored_identity(con: sqlite3.Connection) -> dict[str, Any] | None:
 
 
 def answered_per_tree(con: sqlite3.Connection) -> dict[tuple[int, str, str], int]:
-    """Stored calls that will not be made again (any outcome but ``error``), per repeat x case
+    """Stored calls that will not be made again (any outcome but ``error``; a confederate's
+    scripted turn is no call), per repeat x case
     x society: what a dry run counts as reused."""
     return {
         (int(r), str(c), str(s)): int(n)
         for r, c, s, n in con.execute(
             "SELECT repeat, case_id, society, COUNT(*) FROM calls "
-            "WHERE outcome != 'error' GROUP BY repeat, case_id, society"
+            "WHERE outcome NOT IN ('error', 'scripted') GROUP BY repeat, case_id, society"
         )
     }
 
