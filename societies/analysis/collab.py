@@ -55,6 +55,7 @@ def society_settings(
             "stop": stop_threshold(spec.get("stop")),
             "decision": spec.get("decision") or "majority",
             "judge": spec.get("judge"),
+            "confederates": spec.get("confederates"),
         }
     return out
 

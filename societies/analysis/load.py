@@ -360,6 +360,28 @@ class Analysis:
         return judged if voted.empty else pd.concat([voted, judged], ignore_index=True)
 
     @cached_property
+    def benchform(self) -> pd.DataFrame:
+        """Conformity to confederates as BenchForm defines it (conformity rate, independence
+        rate, and the share adopting the confederates' answer) per society x strategy x round
+        x subject trait, with the confederate-majority size (``analysis/benchform.py``)."""
+        from societies.analysis import benchform
+
+        controls = {
+            (run, society): settings["confederates"] is not None
+            for run, by_society in self.settings.items()
+            for society, settings in by_society.items()
+        }
+        majorities = benchform.confederate_majorities(self.calls)
+        return benchform.conformity_rates(self.answers, majorities, controls)
+
+    @cached_property
+    def benchform_by_size(self) -> pd.DataFrame:
+        """BenchForm's rates by confederate-majority size (over societies and strategies)."""
+        from societies.analysis import benchform
+
+        return benchform.by_majority_size(self.benchform)
+
+    @cached_property
     def judge_answers(self) -> pd.DataFrame:
         """Per society answer a judge gave: the judge's answer and whether it is right."""
         return collab.judge_answers(self.answers, self.calls)
@@ -398,6 +420,7 @@ class Analysis:
             "stopping": self.stopping,
             "society_tokens": self.society_tokens,
             "decisions": self.decisions,
+            **({"benchform": self.benchform} if len(self.benchform) else {}),
         }
 
 
