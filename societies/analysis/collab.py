@@ -31,6 +31,13 @@ def model_agents(agents: pd.DataFrame) -> pd.DataFrame:
     return agents[keep]
 
 
+def seated(agents: pd.DataFrame) -> pd.DataFrame:
+    """A society's agents in the order a transcript shows them: by index, the judge (agent
+    ``JUDGE_AGENT``, who speaks after everyone) last."""
+    judge = agents["agent"] == JUDGE_AGENT
+    return agents.assign(_judge=judge).sort_values(["_judge", "agent"]).drop(columns="_judge")
+
+
 def _expansions(spec: Mapping[str, Any]) -> int:
     """How many societies a stored spec expands to (``SocietySpec.expansions``, the
     resolver's own rule: easy_going values x confederate counts)."""
@@ -131,7 +138,9 @@ def stopping_table(grid: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
     est = saved.merge(mean.rename("mean_tokens").reset_index(), how="left")
     rows = []
     for (run, task, society), part in est.groupby(["run", "task", "society"], observed=True):
-        made = calls[(calls["run"] == run) & (calls["society"] == society)]
+        made = calls[
+            (calls["run"] == run) & (calls["society"] == society) & (calls["outcome"] != "scripted")
+        ]
         rows.append(
             {"run": run, "task": task, "society": society, "calls_made": len(made),
              "calls_saved": len(part), "tokens": int(made["total_tokens"].sum()),
@@ -248,9 +257,11 @@ def decision_accuracy(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def society_tokens(calls: pd.DataFrame) -> pd.DataFrame:
-    """Per run and society: calls and tokens per case (role-play turns included), the figure
-    a sparse topology or a stopping rule changes."""
+    """Per run and society: calls and tokens per case (role-play turns and a judge's calls
+    included, a confederate's scripted turns not: they are no call), the figure a sparse
+    topology or a stopping rule changes."""
     keys = ["run", "task", "society"]
+    calls = calls[calls["outcome"] != "scripted"]
     per_case = calls.groupby([*keys, "repeat", "case_id"], observed=True).agg(
         calls=("total_tokens", "size"),
         input_tokens=("prompt_tokens", "sum"),

@@ -24,6 +24,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from societies import __version__
+from societies.analysis.collab import seated as _seated
 from societies.analysis.completeness import cell_count_map, incomplete_runs
 from societies.analysis.figures import render as render_figures
 from societies.analysis.load import Analysis
@@ -113,7 +114,7 @@ def _question(fields: Mapping[str, Any]) -> dict[str, Any]:
 def _agent_labels(agents: pd.DataFrame, society: str) -> list[str]:
     """Each agent's header: trait, role (when set) and model, so that the agents of a
     heterogeneous society can be told apart."""
-    rows = agents[agents["society"] == society].sort_values("agent")
+    rows = _seated(agents[agents["society"] == society])
     out = []
     for trait, role, backend, model in rows[["trait", "role", "backend", "model"]].itertuples(
         index=False, name=None
@@ -150,6 +151,11 @@ def _transcripts(
         calls: dict[str, list[Any]] = {}
         persona: dict[str, list[Any]] = {}
         kept: list[tuple[int, str, str]] = []
+        seats = {
+            (str(s), int(a)): i
+            for s, group in analysis.agents[analysis.agents["run"] == label].groupby("society")
+            for i, a in enumerate(_seated(group)["agent"])
+        }
         try:
             for rep, case_id, society in chosen:
                 if budget <= 0:
@@ -167,7 +173,8 @@ def _transcripts(
                     first = call.round == 0 and bool(msgs) and msgs[0]["role"] == "system"
                     system = msgs[0]["content"] if first else None
                     calls.setdefault(_browser_key(rep, case_id, society, k.node), []).append(
-                        {"g": k.agent, "p": prompt, "s": system, "r": call.reply, "a": call.answer,
+                        {"g": seats.get((k.society, k.agent), k.agent), "p": prompt,
+                         "s": system, "r": call.reply, "a": call.answer,
                          "c": bool(call.correct), "o": call.outcome, "t": call.total_tokens,
                          "k": call.pattern, "st": k.step}
                     )  # fmt: skip
@@ -286,6 +293,10 @@ def render_report(
     extra = {
         "Stopping rules: calls made and saved": analysis.stopping,
         "Decision protocols: accuracy beside the majority's": analysis.decisions,
+        "Conformity to confederates (BenchForm rates, per society)": analysis.benchform,
+        "Conformity to confederates by majority size (BenchForm rates)": (
+            analysis.benchform_by_size
+        ),
     }
     tables = {**tables, **{name: t for name, t in extra.items() if len(t)}}
     env = jinja2.Environment(
