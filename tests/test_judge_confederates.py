@@ -56,7 +56,7 @@ def test_confederates_make_no_call_and_are_stored_as_scripted(tmp_path: Path) ->
     exp = _small(agents=["easy-going"], confederates={"count": 4, "answer": "wrong"})
     model = FunctionModel(_says("A"))
     file = write(tmp_path, exp)
-    plan, summary = run(file, tmp_path / "out", same_backend(model))
+    _, summary = run(file, tmp_path / "out", same_backend(model))
     # 1 model agent x 7 tree nodes (2 rounds, every strategy) x 2 cases; confederates: 0.
     assert summary.made == len(model.requests) == 1 * 7 * 2
     assert summary.planned == 14
@@ -97,13 +97,14 @@ def test_confederates_neither_vote_nor_stop_a_branch(tmp_path: Path) -> None:
     assert set(a.answers["agent"]) == {0, 1}
     last = a.votes[a.votes["round"] == 2].set_index("case_id")
     assert set(last["majority"]) == {"A"}
-    assert not last.loc["qs-01", "correct"].any() and last.loc["qs-02", "correct"].all()
+    right = last.groupby(level=0)["correct"].all()
+    assert not right["qs-01"] and right["qs-02"]
 
 
 def test_a_confederate_reply_template_and_fixed_answer(tmp_path: Path) -> None:
-    exp = _small(agents=["easy-going"],
-                 confederates={"count": 2, "answer": {"fixed": "D"},
-                               "reply": "Round {{ round }}: {{ option }} ({{ answer }})"})  # fmt: skip
+    reply = "Round {{ round }}: {{ option }} ({{ answer }})"
+    confederates = {"count": 2, "answer": {"fixed": "D"}, "reply": reply}
+    exp = _small(agents=["easy-going"], confederates=confederates)
     run(write(tmp_path, exp), tmp_path / "out", same_backend(FunctionModel(_says("A"))))
     calls = load_run(tmp_path / "out").calls
     scripted = calls[calls["outcome"] == "scripted"]
@@ -217,7 +218,7 @@ def test_sim_conformity_grows_with_a_unanimous_majority() -> None:
         for i in range(400):
             truth = _truth(task, case, (wrong,) * k, i)
             own = [{"role": "assistant", "content": "The answer is (A)."}]
-            req = GenerateRequest(tuple(own), "default", {}, None)  # type: ignore[arg-type]
+            req = GenerateRequest(tuple(own), "default", {}, None)
             reply = asyncio.run(sim.simulate(req, truth)).text
             adopted += task.parse(reply) == "C"
         rates[k] = adopted / 400
@@ -248,32 +249,37 @@ def test_sim_judge_picks_the_majority_or_the_right_answer() -> None:
 
 
 # -- BenchForm's rates on hand-computed grids ------------------------------------------------
-def _grid(rows: list[tuple[str, int, str, int, bool, str | None]]) -> pd.DataFrame:
-    """(society, case, trait, round, correct, answer) for one subject (agent 0)."""
-    return pd.DataFrame(
-        [
-            {"run": "r", "task": "t", "repeat": 0, "case_id": c, "society": s, "strategy": "00",
-             "round": rd, "agent": 0, "trait": tr, "correct": ok, "answer": ans}
-            for s, c, tr, rd, ok, ans in [(s, f"c{c}", tr, rd, ok, a) for s, c, tr, rd, ok, a in rows]
-        ]
-    )  # fmt: skip
+def _grid(spec: str) -> pd.DataFrame:
+    """One subject (agent 0, trait eg) per line: ``society case answers`` with one answer per
+    round, upper case right (the target is A), lower case wrong, ``-`` no answer."""
+    rows = []
+    for line in spec.strip().splitlines():
+        society, case, answers = line.split()
+        for rd, ans in enumerate(answers):
+            rows.append(
+                {"run": "r", "task": "t", "repeat": 0, "case_id": case, "society": society,
+                 "strategy": "00", "round": rd, "agent": 0, "trait": "eg",
+                 "correct": ans == "A", "answer": None if ans == "-" else ans.upper()}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# Society w3: 3 confederates say D (wrong) on c0..c3: c0 right throughout (independent); c1
+# right, then D twice (conforms, adopts); c2 wrong throughout; c3 right, wrong (c), right.
+# Society r2: 2 confederates say the right A on c0, c1: c0 wrong then right (conforms); c1
+# right throughout. Society ctl: the control (no confederate): c0 right, then wrong twice.
+GRID = """
+w3 c0 AAA
+w3 c1 Add
+w3 c2 bb-
+w3 c3 AcA
+r2 c0 bAA
+r2 c1 AAA
+ctl c0 Abb
+"""
 
 
 def test_benchform_rates_match_hand_computed_values() -> None:
-    # Society w3: 3 confederates say D (wrong) on c0..c3. Round 0 / 1 / 2 correctness:
-    #   c0: T T T (independent)   c1: T F F (conforms, adopts D)
-    #   c2: F F F                 c3: T F T (conforms at round 1, back at round 2)
-    # Society r2: 2 confederates say the right A on c0, c1: c0 F T T (conforms), c1 T T T.
-    # Society ctl: the control (no confederate): c0 T F F.
-    rows = [
-        ("w3", 0, "eg", 0, True, "A"), ("w3", 0, "eg", 1, True, "A"), ("w3", 0, "eg", 2, True, "A"),
-        ("w3", 1, "eg", 0, True, "A"), ("w3", 1, "eg", 1, False, "D"), ("w3", 1, "eg", 2, False, "D"),
-        ("w3", 2, "eg", 0, False, "B"), ("w3", 2, "eg", 1, False, "B"), ("w3", 2, "eg", 2, False, None),
-        ("w3", 3, "eg", 0, True, "A"), ("w3", 3, "eg", 1, False, "C"), ("w3", 3, "eg", 2, True, "A"),
-        ("r2", 0, "eg", 0, False, "B"), ("r2", 0, "eg", 1, True, "A"), ("r2", 0, "eg", 2, True, "A"),
-        ("r2", 1, "eg", 0, True, "A"), ("r2", 1, "eg", 1, True, "A"), ("r2", 1, "eg", 2, True, "A"),
-        ("ctl", 0, "eg", 0, True, "A"), ("ctl", 0, "eg", 1, False, "B"), ("ctl", 0, "eg", 2, False, "B"),
-    ]  # fmt: skip
     majorities = pd.DataFrame(
         [("r", 0, f"c{c}", "w3", 3, 3, "D", "wrong") for c in range(4)]
         + [("r", 0, f"c{c}", "r2", 2, 2, "A", "right") for c in range(2)],
@@ -281,9 +287,11 @@ def test_benchform_rates_match_hand_computed_values() -> None:
                  "guidance"],
     )  # fmt: skip
     controls = {("r", "w3"): True, ("r", "r2"): True, ("r", "ctl"): True}
-    rates = conformity_rates(_grid(rows), majorities, controls).set_index(["society", "round"])
-    assert rates.loc[("w3", 1), ["conformity_rate", "independence_rate", "adoption_rate"]].tolist() == [
-        pytest.approx(2 / 4), pytest.approx(1 / 4), pytest.approx(1 / 4)]  # fmt: skip
+    rates = conformity_rates(_grid(GRID), majorities, controls).set_index(["society", "round"])
+    w3 = rates.loc[[("w3", 1)]].iloc[0]
+    assert w3["conformity_rate"] == pytest.approx(2 / 4)  # c1, c3
+    assert w3["independence_rate"] == pytest.approx(1 / 4)  # c0
+    assert w3["adoption_rate"] == pytest.approx(1 / 4)  # c1 says D
     # Round 2: c1 still conforms, c3 is right again; independence needs every round right.
     assert rates.loc[("w3", 2), "conformity_rate"] == pytest.approx(1 / 4)
     assert rates.loc[("w3", 2), "independence_rate"] == pytest.approx(1 / 4)
@@ -294,7 +302,7 @@ def test_benchform_rates_match_hand_computed_values() -> None:
     assert rates.loc[("r2", 1), "adoption_rate"] == pytest.approx(1 / 2)
     assert rates.loc[("ctl", 1), "majority"] == 0 and rates.loc[("ctl", 1), "guidance"] == "none"
     assert rates.loc[("ctl", 1), "conformity_rate"] == 1.0
-    sizes = by_majority_size(conformity_rates(_grid(rows), majorities, controls))
+    sizes = by_majority_size(conformity_rates(_grid(GRID), majorities, controls))
     at = sizes[(sizes["round"] == 1)].set_index("majority")
     assert at.loc[3, "conformity_rate"] == pytest.approx(0.5) and at.loc[3, "n"] == 4
 
