@@ -139,9 +139,11 @@ class SimBackend(SimulatedBackend[SimOptions]):
             trait = truth.agent.trait.name
             conform = opts.conformity.get(trait, opts.default_conformity)
             if peers and len(set(peers)) == 1 and opts.conformity_peers is not None:
-                # Each unanimous peer pulls on its own: the trait's conformity at the study's
-                # number of peers, more with a larger unanimous majority, less with fewer.
-                conform = 1 - (1 - conform) ** (len(peers) / opts.conformity_peers)
+                # Each peer read pulls on its own when those that answer agree: the trait's
+                # conformity at the study's number of peers, more with a larger unanimous
+                # majority, less with fewer.
+                read = len(truth.peer_replies)
+                conform = 1 - (1 - conform) ** (read / opts.conformity_peers)
             if peers and rng.random() < conform:
                 counts = Counter(peers).most_common()
                 top = [a for a, n in counts if n == counts[0][1]]
