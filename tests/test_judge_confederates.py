@@ -400,3 +400,10 @@ def test_the_report_shows_the_judge_and_conformity_sections(tmp_path: Path) -> N
     assert "Decision protocols: accuracy beside the majority" in html
     assert "confederate · confederate:wrong" in html
     assert '"st":"judge"' in html
+
+
+def test_model_override_replaces_the_judges_model_too(tmp_path: Path) -> None:
+    plan = load_plan(EXAMPLES / "judge.yaml", Overrides(model="openai:m", limit=1))
+    judges = [s.judge.agent.model for s in plan.societies if s.judge is not None]
+    assert len(judges) == 2
+    assert all(m.backend == "openai" and m.name == "m" and not m.options for m in judges)

@@ -126,7 +126,12 @@ def _strip_models(society: SocietySpec) -> SocietySpec:
             a if isinstance(a, str) else a.model_copy(update={"model": strip(a.model)})
             for a in agents
         ]
-    return society.model_copy(update={"agents": agents, "model": strip(society.model)})
+    judge = society.judge
+    if judge is not None:
+        judge = judge.model_copy(update={"model": strip(judge.model)})
+    return society.model_copy(
+        update={"agents": agents, "model": strip(society.model), "judge": judge}
+    )
 
 
 def _resolve(

@@ -90,7 +90,7 @@ def _summary(analysis: Analysis) -> list[dict[str, Any]]:
                 "repeats": int(mine["repeat"].max()) + 1 if len(mine) else 0,
                 "societies": ", ".join(analysis.society_order(label)),
                 "rounds": info.rounds,
-                "calls": len(mine),
+                "calls": int((mine["outcome"] != "scripted").sum()),  # a confederate's: none
                 "outcomes": ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items())),
                 "tokens": int(mine["total_tokens"].sum()),
                 "parse_failure": float(answer["answer"].isna().mean()) if len(answer) else 0.0,

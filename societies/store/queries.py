@@ -190,17 +190,23 @@ def _invocations(con: sqlite3.Connection) -> list[Invocation]:
 
 def planned_calls(con: sqlite3.Connection) -> int:
     """Calls the scheduled grid needs: each distinct tree node costs one call per agent of its
-    society, plus one role-play call per agent and tree when the run has persona turns."""
-    sizes = "(SELECT society, COUNT(*) AS n FROM agents GROUP BY society)"
+    society, plus one role-play call per agent and tree when the run has persona turns. A
+    confederate's stored turn counts as its call would; a judge (agent -1) is left out (how
+    many nodes it judges is not in the store)."""
+    sizes = "(SELECT society, COUNT(*) AS n FROM agents WHERE agent >= 0 GROUP BY society)"
     answers = con.execute(
         f"SELECT COALESCE(SUM(a.n), 0) FROM (SELECT DISTINCT repeat, case_id, society, node "
         f"FROM strategy_nodes) d JOIN {sizes} a USING (society)"
     ).fetchone()[0]
     persona = 0
     if con.execute("SELECT 1 FROM calls WHERE step = 'persona' LIMIT 1").fetchone():
+        asked = (
+            "(SELECT society, COUNT(*) AS n FROM agents WHERE agent >= 0 "
+            "AND backend != 'confederate' GROUP BY society)"
+        )
         persona = con.execute(
             f"SELECT COALESCE(SUM(a.n), 0) FROM (SELECT DISTINCT repeat, case_id, society "
-            f"FROM strategy_nodes) d JOIN {sizes} a USING (society)"
+            f"FROM strategy_nodes) d JOIN {asked} a USING (society)"
         ).fetchone()[0]
     return int(answers) + int(persona)
 
