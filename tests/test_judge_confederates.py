@@ -407,3 +407,51 @@ def test_model_override_replaces_the_judges_model_too(tmp_path: Path) -> None:
     judges = [s.judge.agent.model for s in plan.societies if s.judge is not None]
     assert len(judges) == 2
     assert all(m.backend == "openai" and m.name == "m" and not m.options for m in judges)
+
+
+def test_the_report_shows_judge_and_confederates_in_headless_chromium(tmp_path: Path) -> None:
+    import os
+
+    from societies.report.render import write_report
+    from tests.cdp import find_chromium, open_page
+
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    exp = _small(agents=["easy-going"], confederates={"count": 2})
+    exp["strategies"] = ["00"]
+    exp["societies"].append({"name": "j", "agents": 2, "decision": "judge"})
+    run(write(tmp_path, exp), tmp_path / "out")
+    report = write_report(load_run(tmp_path / "out"), tmp_path / "report.html")
+    shots = Path(os.environ.get("SOCIETIES_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with open_page(chromium, tmp_path / "profile", report.as_uri()) as page:
+        text = page.evaluate("document.body.innerText")
+        assert "Conformity to confederates (BenchForm rates, per society)" in text
+        assert "Conformity to confederates by majority size (BenchForm rates)" in text
+        shown = page.evaluate(
+            """(function () {
+                var s = document.getElementById('sel-society'); s.value = 'j';
+                s.dispatchEvent(new Event('change'));
+                document.getElementById('browser').scrollIntoView();
+                return document.getElementById('transcript').getAttribute('data-calls-shown');
+            })()"""
+        )
+        assert shown == "7"  # 2 agents x 3 rounds, and the judge once after the last
+        transcript = page.evaluate("document.getElementById('transcript').innerText")
+        assert "agent 2 (judge · role: an impartial judge · sim:default)" in transcript
+        assert "You do not take part in the discussion" in page.evaluate(
+            "document.getElementById('transcript').innerHTML"
+        )
+        page.screenshot(shots / "report-judge.png")
+        confederates = page.evaluate(
+            """(function () {
+                var s = document.getElementById('sel-society'); s.value = 's';
+                s.dispatchEvent(new Event('change'));
+                return document.getElementById('transcript').innerText;
+            })()"""
+        )
+        assert "agent 1 (confederate · confederate:wrong)" in confederates
+        assert "I am sure of it" in confederates  # the built-in confederate reply
+        assert page.errors() == []
+    assert (shots / "report-judge.png").stat().st_size > 10_000
