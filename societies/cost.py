@@ -95,7 +95,7 @@ def paid_specs(plan: Plan) -> list[ModelSpec]:
     """The distinct model specs of the plan that cost money (a replay's fallback included)."""
     out: dict[str, ModelSpec] = {}
     for society in plan.societies:
-        for agent in society.agents:
+        for agent in society.callers:
             spec = agent.model
             if spec.backend == "replay":
                 fallback = spec.options.get("fallback")

@@ -222,7 +222,7 @@ SOCIETY = "  - name: mixed\n"
         ("    decision: {weighted: [1, 2]}\n",
          "quickstart.yaml:9: societies[0].decision.weighted: gives 2 weights, the society has "
          "3 agents"),
-        ("    decision: judge\n", "quickstart.yaml:9: societies[0].decision: Input should be"),
+        ("    decision: jury\n", "quickstart.yaml:9: societies[0].decision: Input should be"),
     ],
 )  # fmt: skip
 def test_bad_collaboration_settings_are_one_clear_line(

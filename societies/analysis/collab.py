@@ -1,53 +1,74 @@
 """What a society's own settings do to its answers: stopping rules and decision protocols.
 
 The settings are read from the run's stored experiment (``config_json``): a society spec
-expands to one society per ``easy_going`` value, named as the resolver names them, and each
-society finds its settings by that name.
+expands to one society per ``easy_going`` value and confederate count, named as the resolver
+names them, and each society finds its settings by that name.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from societies.analysis.accuracy import decide
-from societies.analysis.metrics import ANSWERED
-from societies.society.agents import default_society_name
+from societies.analysis.metrics import ANSWERED, clean_answers
+from societies.config.models import SocietySpec
+from societies.society.agents import CONFEDERATE_BACKEND, JUDGE_AGENT, expanded_names
 from societies.tasks.agreement import agreed, stop_threshold
+
+log = logging.getLogger(__name__)
 
 CASE = ["run", "task", "repeat", "case_id", "society", "strategy"]
 
 
+def model_agents(agents: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an agents table that answer through a model: not the judge (agent
+    ``JUDGE_AGENT``, step ``judge``), not a confederate (backend ``CONFEDERATE_BACKEND``).
+    Only they are scored, vote, agree (stopping) and count as the society's answer calls."""
+    keep = (agents["agent"] != JUDGE_AGENT) & (agents["backend"] != CONFEDERATE_BACKEND)
+    return agents[keep]
+
+
+def seated(agents: pd.DataFrame) -> pd.DataFrame:
+    """A society's agents in the order a transcript shows them: by index, the judge (agent
+    ``JUDGE_AGENT``, who speaks after everyone) last."""
+    judge = agents["agent"] == JUDGE_AGENT
+    return agents.assign(_judge=judge).sort_values(["_judge", "agent"]).drop(columns="_judge")
+
+
 def expanded_specs(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """Per society name, the experiment's spec it expands from, named exactly as the resolver
-    names them (``plan/resolve.py``): the spec's name; ``<name>-<k>eg`` for each value of an
-    ``easy_going`` list; or, unnamed, the default name from its agents' traits."""
+    """Per society name, the experiment's spec it expands from, named by the resolver's own
+    rule (``society.agents.expanded_names``: easy_going values x confederate counts). A
+    stored spec is read with the fields this version knows (a store written by a newer one
+    may have more); one it cannot read at all names no society."""
     out: dict[str, Mapping[str, Any]] = {}
-    for spec in config.get("societies") or []:
-        agents, eg, name = spec.get("agents"), spec.get("easy_going"), spec.get("name")
-        if isinstance(agents, int):
-            for k in eg if isinstance(eg, list) else [eg or 0]:
-                traits = ["easy-going"] * k + ["overconfident"] * (agents - k)
-                named = f"{name}-{k}eg" if name is not None and isinstance(eg, list) else None
-                if not isinstance(eg, list):
-                    named = name
-                out[named or default_society_name(traits)] = spec
-        else:
-            traits = [a if isinstance(a, str) else a["trait"] for a in agents or []]
-            out[name or default_society_name(traits)] = spec
+    known = SocietySpec.model_fields
+    for raw in config.get("societies") or []:
+        try:
+            spec = SocietySpec.model_validate({k: v for k, v in raw.items() if k in known})
+        except ValidationError:
+            log.warning("a stored society spec this version cannot read: %s", raw.get("name"))
+            continue
+        for name, _, _ in expanded_names(spec):
+            out[name] = raw
     return out
 
 
 def society_settings(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per society name: its spec's ``stop`` and ``decision`` (keyed by name, so societies
-    added beside the experiment's own, or listed in another order, cannot shift them)."""
+    """Per society name: its spec's ``stop``, ``decision``, ``judge`` (the judge's settings,
+    or ``None``) and ``confederates`` (keyed by name, so societies added beside the
+    experiment's own, or listed in another order, cannot shift them)."""
     return {
         name: {
             "stop": stop_threshold(spec.get("stop")),
             "decision": spec.get("decision") or "majority",
+            "judge": spec.get("judge"),
+            "confederates": spec.get("confederates"),
         }
         for name, spec in expanded_specs(config).items()
     }
@@ -124,7 +145,9 @@ def stopping_table(grid: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
     est = saved.merge(mean.rename("mean_tokens").reset_index(), how="left")
     rows = []
     for (run, task, society), part in est.groupby(["run", "task", "society"], observed=True):
-        made = calls[(calls["run"] == run) & (calls["society"] == society)]
+        made = calls[
+            (calls["run"] == run) & (calls["society"] == society) & (calls["outcome"] != "scripted")
+        ]
         rows.append(
             {"run": run, "task": task, "society": society, "calls_made": len(made),
              "calls_saved": len(part), "tokens": int(made["total_tokens"].sum()),
@@ -172,6 +195,55 @@ def decision_table(
     return pd.DataFrame(rows, columns=cols)
 
 
+def judge_answers(grid: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
+    """Per society answer (case, strategy, round) that a judge gave: its answer (``decided``)
+    and whether it is right. A judge answers at the node of each round it judged (every round,
+    or the last); a round a stopping rule left unrun takes the judge's answer where the branch
+    stopped, as the agents' answers are carried there."""
+    cols = [*CASE, "round", "decided", "decided_correct"]
+    verdicts = calls[calls["step"] == "judge"]
+    if verdicts.empty or grid.empty:
+        return pd.DataFrame(columns=cols)
+    where = ["run", "repeat", "case_id", "society", "node"]
+    verdicts = verdicts[[*where, "answer", "correct"]].rename(
+        columns={"answer": "decided", "correct": "decided_correct"}
+    )
+    heads = (
+        grid.assign(stopped=grid["outcome"] == "stopped")
+        .groupby([*CASE, "round"], observed=True, sort=True)
+        .agg(node=("node", "first"), stopped=("stopped", "all"))
+        .reset_index()
+    )
+    heads = heads[heads.set_index(["run", "society"]).index.isin(
+        verdicts.set_index(["run", "society"]).index.unique()
+    )]  # fmt: skip
+    out = heads.merge(verdicts, on=where, how="left")
+    out = out.sort_values([*CASE, "round"], ignore_index=True)
+    judged = out["decided_correct"].notna()
+    carry = out.groupby(CASE, observed=True, sort=False)
+    filled_answer = carry["decided"].ffill()
+    filled_correct = carry["decided_correct"].ffill()
+    take = ~judged & out["stopped"] & filled_correct.notna()
+    out.loc[take, "decided"] = filled_answer[take]
+    out.loc[take, "decided_correct"] = filled_correct[take]
+    out = out[judged | take].copy()
+    out["decided"] = pd.Series(clean_answers(out["decided"]), index=out.index, dtype=object)
+    out["decided_correct"] = out["decided_correct"].astype(bool)
+    return out[cols].reset_index(drop=True)
+
+
+def judge_table(votes: pd.DataFrame, judged: pd.DataFrame) -> pd.DataFrame:
+    """The judge's answers in the shape of :func:`decision_table` (protocol ``judge``), each
+    beside the majority of the same agents' answers."""
+    cols = [*CASE, "round", "decision", "majority", "correct", "decided", "decided_correct",
+            "complete"]  # fmt: skip
+    if judged.empty:
+        return pd.DataFrame(columns=cols)
+    heads = votes[[*CASE, "round", "majority", "correct", "complete"]]
+    out = judged.merge(heads, on=[*CASE, "round"], how="inner").assign(decision="judge")
+    return out[cols]
+
+
 def protocol_name(protocol: Any) -> str:
     return "weighted" if isinstance(protocol, Mapping) else str(protocol)
 
@@ -192,9 +264,11 @@ def decision_accuracy(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def society_tokens(calls: pd.DataFrame) -> pd.DataFrame:
-    """Per run and society: calls and tokens per case (role-play turns included), the figure
-    a sparse topology or a stopping rule changes."""
+    """Per run and society: calls and tokens per case (role-play turns and a judge's calls
+    included, a confederate's scripted turns not: they are no call), the figure a sparse
+    topology or a stopping rule changes."""
     keys = ["run", "task", "society"]
+    calls = calls[calls["outcome"] != "scripted"]
     per_case = calls.groupby([*keys, "repeat", "case_id"], observed=True).agg(
         calls=("total_tokens", "size"),
         input_tokens=("prompt_tokens", "sum"),

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from societies.analysis import collab, metrics
+from societies.analysis import collab, metrics, transitions
 from societies.analysis import cost as cost_mod
 from societies.analysis.stored import check_prices, peer_patterns, stored_task
 from societies.config.models import Price
@@ -75,7 +75,7 @@ def _missing_answer_calls(frames: dict[str, pd.DataFrame]) -> int:
     """Answer calls the run's tree asks for that are not stored with an answer slot (not
     made yet, or failed for good): cheap, from the frames already read."""
     nodes = frames["nodes"][["repeat", "case_id", "society", "node"]].drop_duplicates()
-    sizes = frames["agents"].groupby("society").size()
+    sizes = collab.model_agents(frames["agents"]).groupby("society").size()
     expected = int(nodes["society"].map(sizes).fillna(0).sum())
     calls = frames["calls"]
     answered = calls[(calls["step"] == "answer") & calls["outcome"].isin(metrics.ANSWERED)]
@@ -145,7 +145,8 @@ class Analysis:
         """repeat x case x society x strategy x round x agent, with the parsed answer, its
         correctness and the call's tokens. An agent whose call is not stored has a row with
         outcome ``missing`` and no answer, so incomplete groups can be told apart."""
-        slots = self._nodes.merge(self.agents[["run", "society", "agent", "trait"]], how="left")
+        debaters = collab.model_agents(self.agents)[["run", "society", "agent", "trait"]]
+        slots = self._nodes.merge(debaters, how="inner")
         keep = ["run", "repeat", "case_id", "society", "node", "agent", "pattern", "answer",
                 "correct", "outcome", "prompt_tokens", "completion_tokens", "total_tokens",
                 "model"]  # fmt: skip
@@ -400,9 +401,40 @@ class Analysis:
             (run, society): settings["decision"]
             for run, by_society in self.settings.items()
             for society, settings in by_society.items()
-            if settings["decision"] != "majority"
+            if settings["decision"] not in ("majority", "judge")
         }
-        return collab.decision_table(self.votes, self.answers, decisions, self.score)
+        voted = collab.decision_table(self.votes, self.answers, decisions, self.score)
+        judged = collab.judge_table(self.votes, self.judge_answers)
+        if judged.empty:
+            return voted
+        return judged if voted.empty else pd.concat([voted, judged], ignore_index=True)
+
+    @cached_property
+    def benchform(self) -> pd.DataFrame:
+        """Conformity to confederates as BenchForm defines it (conformity rate, independence
+        rate, and the share adopting the confederates' answer) per society x strategy x round
+        x subject trait, with the confederate-majority size (``analysis/benchform.py``)."""
+        from societies.analysis import benchform
+
+        controls = {
+            (run, society): settings["confederates"] is not None
+            for run, by_society in self.settings.items()
+            for society, settings in by_society.items()
+        }
+        majorities = benchform.confederate_majorities(self.calls)
+        return benchform.conformity_rates(self.answers, majorities, controls)
+
+    @cached_property
+    def benchform_by_size(self) -> pd.DataFrame:
+        """BenchForm's rates by confederate-majority size (over societies and strategies)."""
+        from societies.analysis import benchform
+
+        return benchform.by_majority_size(self.benchform)
+
+    @cached_property
+    def judge_answers(self) -> pd.DataFrame:
+        """Per society answer a judge gave: the judge's answer and whether it is right."""
+        return collab.judge_answers(self.answers, self.calls)
 
     @cached_property
     def decisions(self) -> pd.DataFrame:
@@ -456,45 +488,33 @@ class Analysis:
     @cached_property
     def transition_turns(self) -> pd.DataFrame:
         """One row per agent turn of round ≥ 1: its state before and after (C, W, ∅)."""
-        from societies.analysis import transitions
-
         return transitions.transition_turns(self.answers)
 
     @cached_property
     def transitions(self) -> pd.DataFrame:
         """Per society, round, pattern and trait: turns by transition (C→C, C→W, ...)."""
-        from societies.analysis import transitions
-
         return transitions.transition_table(self.transition_turns)
 
     @cached_property
     def transitions_by_agent(self) -> pd.DataFrame:
         """Per society and agent: turns by transition, over every round."""
-        from societies.analysis import transitions
-
         return transitions.transition_table(self.transition_turns, by=("agent", "trait"))
 
     @cached_property
     def debate_vs_vote(self) -> pd.DataFrame:
         """Per society x strategy: round-0 majority vs final answer, paired difference with a
         bootstrap 95% CI."""
-        from societies.analysis import transitions
-
         return transitions.debate_vs_vote(self.votes)
 
     @cached_property
     def oracle_gap(self) -> pd.DataFrame:
         """Per society x strategy: cases some agent got right in some round but the society's
         final answer did not."""
-        from societies.analysis import transitions
-
         return transitions.oracle_gap(self.answers, self.votes)
 
     @cached_property
     def disagreement_collapse(self) -> pd.DataFrame:
         """Per society x strategy: cases from disagreement to unanimity on a wrong answer."""
-        from societies.analysis import transitions
-
         return transitions.disagreement_collapse(self.votes)
 
     @cached_property
@@ -544,6 +564,7 @@ class Analysis:
             "transitions_by_agent": self.transitions_by_agent,
             "oracle_gap": self.oracle_gap,
             "disagreement_collapse": self.disagreement_collapse,
+            **({"benchform": self.benchform} if len(self.benchform) else {}),
         }
 
 

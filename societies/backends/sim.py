@@ -50,6 +50,18 @@ class SimOptions(BaseModel):
         description="Per trait: P(adopting the other agents' majority answer in a debate).",
     )
     default_conformity: float = Field(0.5, ge=0, le=1)
+    conformity_peers: int | None = Field(
+        2,
+        ge=1,
+        description="The number of unanimous peers at which `conformity` holds (the study's "
+        "societies: 2 peers); k unanimous peers pull with 1 - (1 - conformity)^(k / this), so "
+        "conformity grows with the size of a unanimous majority (Asch). null: no size effect.",
+    )
+    judge_insight: Probability = Field(
+        0.3,
+        description="P(a judge picks the right answer when some agent gave it); otherwise it "
+        "picks the majority of the replies it reads.",
+    )
     reflection_keep: float = Field(0.9, ge=0, le=1, description="P(keeping a correct answer).")
     reflection_fix: float = Field(0.3, ge=0, le=1, description="P(correcting a wrong answer).")
     unparsed_rate: float = Field(0.03, ge=0, le=1, description="P(a reply with no answer).")
@@ -93,7 +105,12 @@ class SimBackend(SimulatedBackend[SimOptions]):
             raise ContextExceededError(
                 f"{prompt_tokens} prompt tokens exceed the context window of {opts.context_window}"
             )
-        text = "ok" if truth.step == "persona" else self._answer(request, truth)
+        if truth.step == "persona":
+            text = "ok"
+        elif truth.step == "judge":
+            text = self._judge(truth)
+        else:
+            text = self._answer(request, truth)
         return GenerateResult(
             text=text,
             usage=Usage(prompt_tokens, estimate_tokens(text)),
@@ -129,6 +146,12 @@ class SimBackend(SimulatedBackend[SimOptions]):
             peers = [a for a in parsed if a is not None]
             trait = truth.agent.trait.name
             conform = opts.conformity.get(trait, opts.default_conformity)
+            if peers and len(set(peers)) == 1 and opts.conformity_peers is not None:
+                # Each peer read pulls on its own when those that answer agree: the trait's
+                # conformity at the study's number of peers, more with a larger unanimous
+                # majority, less with fewer.
+                read = len(truth.peer_replies)
+                conform = 1 - (1 - conform) ** (read / opts.conformity_peers)
             if peers and rng.random() < conform:
                 counts = Counter(peers).most_common()
                 top = [a for a, n in counts if n == counts[0][1]]
@@ -140,6 +163,25 @@ class SimBackend(SimulatedBackend[SimOptions]):
                 elif not correct and rng.random() < opts.reflection_fix * self._recall(truth):
                     answer = sim.sim_answer(case, True, rng)
         return sim.sim_reply(case, answer, rng)
+
+    def _judge(self, truth: GroundTruth) -> str:
+        """A judge reads the replies (``peer_replies``): with probability ``judge_insight`` it
+        picks a right answer some agent gave, otherwise the replies' majority (a tie drawn)."""
+        rng = self._rng(truth)
+        task, case = truth.task, truth.case
+        sim = simulated_task(task)
+        if rng.random() < self.options.unparsed_rate:
+            return sim.sim_reply(case, None, rng)
+        parsed = (task.parse_case(r, case) for r in truth.peer_replies)
+        answers = [a for a in parsed if a is not None]
+        if not answers:
+            return sim.sim_reply(case, None, rng)
+        right = sorted({a for a in answers if task.score(a, case)})
+        if right and rng.random() < self.options.judge_insight:
+            return sim.sim_reply(case, right[0], rng)
+        counts = Counter(answers).most_common()
+        top = [a for a, n in counts if n == counts[0][1]]
+        return sim.sim_reply(case, rng.choice(sorted(top)), rng)
 
     def _recall(self, truth: GroundTruth) -> float:
         """The reversal asymmetry: a fact asked backward is recalled (first, or on reflection)

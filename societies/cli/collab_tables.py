@@ -13,7 +13,10 @@ from societies.society.topology import FULL
 def print_collab_tables(out: Console, plan: Plan, analysis: Analysis) -> None:
     """Tokens and calls per society when any society is not the study's (full topology, no
     stopping); each protocol's accuracy beside the majority's when any society uses one."""
-    special = any(s.topology != FULL or s.stop is not None for s in plan.societies)
+    special = any(
+        s.topology != FULL or s.stop is not None or len(s.model_agents) < s.size
+        for s in plan.societies
+    )
     if special:
         tokens = {r["society"]: r for r in analysis.society_tokens.to_dict("records")}
         stopping = {r["society"]: r for r in analysis.stopping.to_dict("records")}
@@ -61,6 +64,31 @@ def print_collab_tables(out: Console, plan: Plan, analysis: Analysis) -> None:
                 f"{rec['no_answer']:.0%}",
             )  # fmt: skip
         out.print(table)
+    _print_benchform(out, plan, analysis)
+
+
+def _print_benchform(out: Console, plan: Plan, analysis: Analysis) -> None:
+    """BenchForm's conformity and independence rates in the last round, per society with
+    confederates (and its control), when the run has any."""
+    bench = analysis.benchform
+    if not len(bench):
+        return
+    last = bench[bench["round"] == plan.rounds]
+    table = Table(
+        title=f"conformity to confederates, round {plan.rounds} (BenchForm: CR conformity "
+        "rate, IR independence rate)"
+    )
+    names = ("society", "strategy", "trait", "majority", "guidance", "n", "CR", "IR", "adopted")
+    for name in names:
+        left = name in ("society", "strategy", "trait", "guidance")
+        table.add_column(name, justify="left" if left else "right")
+    for rec in last.to_dict("records"):
+        table.add_row(
+            str(rec["society"]), str(rec["strategy"]), str(rec["trait"]), str(rec["majority"]),
+            str(rec["guidance"]), str(rec["n"]), f"{rec['conformity_rate']:.3f}",
+            f"{rec['independence_rate']:.3f}", f"{rec['adoption_rate']:.3f}",
+        )  # fmt: skip
+    out.print(table)
 
 
 #: The debate-vs-vote table is printed at the end of a run up to this many rows.

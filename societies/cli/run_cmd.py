@@ -137,7 +137,7 @@ def run_plans(
         return
     for plan in plans:  # an API key missing is found before any run directory is made
         for society in plan.societies:
-            for agent in society.agents:
+            for agent in society.callers:
                 get_backend_class(agent.model.backend).preflight(agent.model)
     err = Console(stderr=True)
     for plan, dry in zip(plans, estimates, strict=True):

@@ -60,5 +60,35 @@ class Weighted(_Frozen):
 
 
 #: ``majority`` (the study's rule), ``unanimity`` (an answer only when every agent gives it),
-#: or ``{weighted: [w0, w1, ...]}``.
-Decision = Literal["majority", "unanimity"] | Weighted
+#: ``judge`` (a judge agent that reads the replies and answers for the society), or
+#: ``{weighted: [w0, w1, ...]}``.
+Decision = Literal["majority", "unanimity", "judge"] | Weighted
+
+
+class Fixed(_Frozen):
+    """One fixed answer, the same for every case (it must be an answer the task can give)."""
+
+    fixed: str = Field(min_length=1)
+
+
+#: What a confederate answers: the case's wrong answer (``Task.wrong_answer``), its right one,
+#: or a fixed one.
+ConfederateAnswer = Literal["wrong", "right"] | Fixed
+
+
+class Confederates(_Frozen):
+    """Scripted agents that make no model call (the Asch paradigm): each answers
+    ``answer`` in every round, with a reply rendered from ``reply`` (or the task's own)."""
+
+    count: int | list[int] = Field(
+        1,
+        description="How many; a list expands to one society per value (0: none, a control).",
+    )
+    answer: ConfederateAnswer = Field(
+        "wrong", description="'wrong', 'right' or {fixed: answer}: the same in every round."
+    )
+    reply: str | None = Field(
+        None,
+        description="jinja2 over the case's fields, `answer`, `round` and `option` (the "
+        "option's text, for multiple choice); default: the task's built-in reply.",
+    )

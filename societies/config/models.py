@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from societies.config.collab import Decision, Stop, Topology
+from societies.config.collab import Confederates, Decision, Stop, Topology
 
 # Upper bounds that protect the machine (the size guard, scheduler/estimate.py, bounds the
 # product): a number beyond these is a typo or an attack, not an experiment.
@@ -94,6 +94,25 @@ class AgentSpec(Frozen):
     briefing: BriefingSpec | None = Field(None, description="Private to this agent.")
 
 
+class JudgeSpec(Frozen):
+    """The judge of ``decision: judge``: it does not debate; it reads every agent's latest
+    reply and gives the society's answer."""
+
+    name: str = "judge"
+    trait: str | None = Field(None, description="A trait whose character the judge holds.")
+    role: str = Field("an impartial judge", description="The judge's expertise.")
+    model: ModelOverride | None = Field(None, description="Default: the society's model.")
+    after: Literal["last", "every"] = Field(
+        "last",
+        description="'last': after the last round (or the round a stopping rule ends a "
+        "branch at); 'every': after every round, round 0 included.",
+    )
+    template: str | None = Field(
+        None,
+        description="Inline jinja2 for the judge's prompt; default: <prompt set>/judge.j2.",
+    )
+
+
 class SocietySpec(Frozen):
     """Either an explicit list of agents (or trait names), or the study's shorthand:
     ``agents: 3`` with ``easy_going: k`` (easy-going agents first, then overconfident).
@@ -120,9 +139,28 @@ class SocietySpec(Frozen):
     )
     decision: Decision = Field(
         "majority",
-        description="The society's answer: majority (the study's), unanimity, or "
+        description="The society's answer: majority (the study's), unanimity, judge, or "
         "{weighted: [one weight per agent]}; the majority is always reported beside it.",
     )
+    judge: JudgeSpec | None = Field(None, description="The judge of `decision: judge`.")
+    confederates: Confederates | list[Confederates] | None = Field(
+        None,
+        description="Scripted agents after the model agents: one group, or a list of groups "
+        "(each with a fixed count).",
+    )
+
+    def expansions(self) -> list[tuple[int | None, int | None]]:
+        """The societies this spec stands for, in order: per ``easy_going`` value (``None``
+        without a list) and per confederate count of a ``count`` list (``None`` without one).
+        The resolver and analysis (which maps a run's societies back to their specs) share it."""
+        ks: list[int | None] = (
+            list(self.easy_going) if isinstance(self.easy_going, list) else [self.easy_going]
+        )
+        counts: list[int | None] = [None]
+        group = self.confederates
+        if isinstance(group, Confederates) and isinstance(group.count, list):
+            counts = list(group.count)
+        return [(k, c) for k in ks for c in counts]
 
 
 class BudgetMatch(Frozen):

@@ -17,10 +17,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from societies.backends.base import get_backend_class
-from societies.config.collab import Weighted
+from societies.config.collab import Confederates, Weighted
 from societies.config.models import (
     MAX_AGENTS,
     Experiment,
+    JudgeSpec,
     ModelOverride,
     ModelSpec,
     SocietySpec,
@@ -31,9 +32,20 @@ from societies.config.yaml_lines import PathKey, format_path
 from societies.errors import ConfigError, DataError
 from societies.plan.baselines import add_baselines
 from societies.plan.plan import Overrides, Plan
-from societies.society.agents import Agent, Society, default_society_name, merge_model
+from societies.society.agents import (
+    CONFEDERATE_BACKEND,
+    JUDGE_AGENT,
+    Agent,
+    Judge,
+    Script,
+    Society,
+    expanded_names,
+    merge_model,
+    model_traits,
+)
 from societies.society.patterns import BUILTIN_PATTERNS, Pattern
 from societies.society.prompts import PromptSet
+from societies.society.scripted import ScriptError, check_script
 from societies.society.strategy import (
     Strategy,
     StrategyError,
@@ -128,7 +140,12 @@ def _strip_models(society: SocietySpec) -> SocietySpec:
             a if isinstance(a, str) else a.model_copy(update={"model": strip(a.model)})
             for a in agents
         ]
-    return society.model_copy(update={"agents": agents, "model": strip(society.model)})
+    judge = society.judge
+    if judge is not None:
+        judge = judge.model_copy(update={"model": strip(judge.model)})
+    return society.model_copy(
+        update={"agents": agents, "model": strip(society.model), "judge": judge}
+    )
 
 
 def _resolve(
@@ -172,13 +189,15 @@ def _resolve(
     used = {p for ss in strategies.values() for s in ss for plan in s.rounds for p in plan}
     prompts = PromptSet(experiment.prompts, base_dir)
     _check_briefings(experiment, prompts, task, cases, loc)
+    _check_confederates(experiment, societies, prompts, task, cases, loc)
+    _check_judges(experiment, societies, prompts, task, cases, loc)
     try:
         prompts.check(task, [patterns[p] for p in sorted(used)])
         if cases:
             prompts.trial_render(
                 task,
                 cases[0],
-                [a for s in societies for a in s.agents],
+                [a for s in societies for a in s.model_agents],
                 [patterns[p] for p in sorted(used)],
             )
     except ConfigError as exc:
@@ -280,35 +299,9 @@ def _resolve_societies(
     known = ", ".join(sorted(traits))
     for s_index, spec in enumerate(experiment.societies):
         base: PathKey = ("societies", s_index)
-        expansions: list[tuple[str | None, list[Any]]] = []
-        if isinstance(spec.agents, int):
-            if spec.agents < 1:
-                raise loc.error((*base, "agents"), "a society needs at least one agent")
-            if spec.agents > MAX_AGENTS:
-                raise loc.error(
-                    (*base, "agents"),
-                    f"at most {MAX_AGENTS:,} agents in a society, got {spec.agents:,}"[:200],
-                )
-            ks = spec.easy_going if spec.easy_going is not None else 0
-            for k in ks if isinstance(ks, list) else [ks]:
-                if not 0 <= k <= spec.agents:
-                    raise loc.error(
-                        (*base, "easy_going"), f"must be between 0 and {spec.agents}, got {k}"
-                    )
-                agents = ["easy-going"] * k + ["overconfident"] * (spec.agents - k)
-                name = spec.name if isinstance(ks, int) else None
-                if spec.name is not None and isinstance(ks, list):
-                    name = f"{spec.name}-{k}eg"
-                expansions.append((name, agents))
-        else:
-            if spec.easy_going is not None:
-                raise loc.error(
-                    (*base, "easy_going"), "easy_going goes with a number of agents, not a list"
-                )
-            if not spec.agents:
-                raise loc.error((*base, "agents"), "a society needs at least one agent")
-            expansions.append((spec.name, list(spec.agents)))
-        for name, agent_specs in expansions:
+        groups = _confederate_groups(spec, base, loc)
+        for name, k, count in expanded_names(spec):
+            agent_specs = _agent_specs(spec, k, base, loc)
             agents_out: list[Agent] = []
             for a_index, a in enumerate(agent_specs):
                 a_path: PathKey = (*base, "agents", a_index)
@@ -332,29 +325,137 @@ def _resolve_societies(
                         briefing=(None if isinstance(a, str) else a.briefing) or spec.briefing,
                     )
                 )
-            society_name = name or default_society_name([ag.trait.name for ag in agents_out])
-            if any(s.name == society_name for s in societies):
+            for group, n in groups:
+                for _ in range(n if count is None else count):
+                    i = len(agents_out)
+                    script = Script(group.answer, group.reply)
+                    agents_out.append(
+                        Agent(i, f"confederate{i}", CONFEDERATE_TRAIT, None,
+                              ModelSpec(backend=CONFEDERATE_BACKEND, name=script.label),
+                              script=script)
+                    )  # fmt: skip
+            if any(s.name == name for s in societies):
                 raise loc.error(
-                    (*base, "name"), f"two societies are named '{society_name}'; name them apart"
+                    (*base, "name"), f"two societies are named '{name}'; name them apart"
                 )
-            societies.append(_collab(spec, society_name, tuple(agents_out), base, loc))
+            judge = _judge(experiment, spec, traits, base, loc, base_dir)
+            societies.append(_collab(spec, name, tuple(agents_out), judge, base, loc))
     return societies
 
 
+#: The trait a confederate is stored with (it has no persona: it never asks a model).
+CONFEDERATE_TRAIT = Trait("confederate", "repeat a scripted answer")
+#: The judge's trait when the file names none: no disposition beyond its role.
+JUDGE_TRAIT = Trait("judge", "")
+
+
+def _agent_specs(spec: SocietySpec, k: int | None, base: PathKey, loc: Locator) -> list[Any]:
+    """The model agents of one expansion of ``spec`` (``k``: its easy_going value)."""
+    if isinstance(spec.agents, int):
+        if spec.agents < 1:
+            raise loc.error((*base, "agents"), "a society needs at least one agent")
+        if spec.agents > MAX_AGENTS:
+            raise loc.error(
+                (*base, "agents"),
+                f"at most {MAX_AGENTS:,} agents in a society, got {spec.agents:,}"[:200],
+            )
+        k = k or 0
+        if not 0 <= k <= spec.agents:
+            raise loc.error((*base, "easy_going"), f"must be between 0 and {spec.agents}, got {k}")
+        return model_traits(spec, k)
+    if spec.easy_going is not None:
+        raise loc.error(
+            (*base, "easy_going"), "easy_going goes with a number of agents, not a list"
+        )
+    if not spec.agents:
+        raise loc.error((*base, "agents"), "a society needs at least one agent")
+    return list(spec.agents)
+
+
+def _confederate_groups(
+    spec: SocietySpec, base: PathKey, loc: Locator
+) -> list[tuple[Confederates, int]]:
+    """The society's confederate groups with their counts (a ``count`` list is expanded by
+    ``SocietySpec.expansions``, each society taking one value)."""
+    raw = spec.confederates
+    if raw is None:
+        return []
+    path: PathKey = (*base, "confederates")
+    items: list[tuple[PathKey, Confederates]]
+    if isinstance(raw, Confederates):
+        items = [(path, raw)]
+    else:
+        items = [((*path, i), g) for i, g in enumerate(raw)]
+    out = []
+    for where, group in items:
+        counts = group.count if isinstance(group.count, list) else [group.count]
+        if isinstance(group.count, list) and len(items) > 1:
+            raise loc.error((*where, "count"), "a list of counts goes with a single group")
+        if not counts:
+            raise loc.error((*where, "count"), "give at least one count")
+        for c in counts:
+            if not 0 <= c <= MAX_AGENTS:
+                raise loc.error((*where, "count"), f"must be between 0 and {MAX_AGENTS}, got {c}")
+        out.append((group, counts[0]))
+    return out
+
+
+def _judge(
+    experiment: Experiment,
+    spec: SocietySpec,
+    traits: dict[str, Trait],
+    base: PathKey,
+    loc: Locator,
+    base_dir: Path,
+) -> Judge | None:
+    """The society's judge: ``decision: judge`` with the ``judge:`` settings (or defaults); a
+    ``judge:`` under any other decision is refused (it would be paid for and never used)."""
+    if spec.decision != "judge":
+        if spec.judge is not None:
+            protocol = spec.decision if isinstance(spec.decision, str) else "weighted"
+            raise loc.error(
+                (*base, "judge"),
+                f"a judge needs `decision: judge` (this society decides by {protocol})",
+            )
+        return None
+    js = spec.judge or JudgeSpec()
+    path: PathKey = (*base, "judge")
+    trait = JUDGE_TRAIT
+    if js.trait is not None:
+        if js.trait not in traits:
+            known = ", ".join(sorted(traits))
+            raise loc.error((*path, "trait"), f"unknown trait '{js.trait}' (known: {known})")
+        trait = traits[js.trait]
+    model = _paths_from(base_dir, merge_model(experiment.model, spec.model, js.model))
+    if js.model is not None or spec.model is not None:
+        _check_backend(model, (*path, "model"), loc)
+    agent = Agent(JUDGE_AGENT, js.name, trait, js.role, model)
+    return Judge(agent, js.after, js.template)
+
+
 def _collab(
-    spec: SocietySpec, name: str, agents: tuple[Agent, ...], base: PathKey, loc: Locator
+    spec: SocietySpec,
+    name: str,
+    agents: tuple[Agent, ...],
+    judge: Judge | None,
+    base: PathKey,
+    loc: Locator,
 ) -> Society:
-    """The society with its topology and stopping rule; checks the decision's weights."""
+    """The society with its topology, stopping rule and judge; checks the decision's weights
+    (one per model agent: confederates do not vote)."""
+    n_model = sum(1 for a in agents if a.script is None)
+    if not n_model:
+        raise loc.error((*base, "agents"), "a society needs at least one model agent")
     try:
         topology = resolve_topology(spec.topology, len(agents))
     except TopologyError as exc:
         raise loc.error((*base, "topology", *exc.path), exc.message) from None
-    if isinstance(spec.decision, Weighted) and len(spec.decision.weighted) != len(agents):
+    if isinstance(spec.decision, Weighted) and len(spec.decision.weighted) != n_model:
         raise loc.error(
             (*base, "decision", "weighted"),
-            f"gives {len(spec.decision.weighted)} weights, the society has {len(agents)} agents",
+            f"gives {len(spec.decision.weighted)} weights, the society has {n_model} agents",
         )
-    return Society(name, agents, topology, stop_threshold(spec.stop))
+    return Society(name, agents, topology, stop_threshold(spec.stop), judge)
 
 
 def _resolve_strategies(
@@ -420,6 +521,70 @@ def _check_briefings(
                 prompts.render_case(source, task, case)
             except ConfigError as exc:
                 raise loc.error(path, f"case {case.id}: {exc.message}") from None
+
+
+def _check_confederates(
+    experiment: Experiment,
+    societies: Sequence[Society],
+    prompts: PromptSet,
+    task: Task,
+    cases: Sequence[Case],
+    loc: Locator,
+) -> None:
+    """Every confederate's answer and reply on every case, before anything is written: an
+    answer the task cannot produce, or a reply it does not read as that answer, is one line
+    naming the group's field."""
+    spec_of = _society_specs(experiment, societies)
+    done: set[tuple[int, int]] = set()
+    for society in societies:
+        s_index = spec_of[society.name]
+        raw = experiment.societies[s_index].confederates
+        if raw is None:
+            continue
+        groups = raw if isinstance(raw, list) else [raw]
+        for g, group in enumerate(groups):
+            if (s_index, g) in done:
+                continue
+            done.add((s_index, g))
+            path: PathKey = ("societies", s_index, "confederates")
+            path = (*path, g) if isinstance(raw, list) else path
+            script = Script(group.answer, group.reply)
+            for case in cases:
+                try:
+                    check_script(prompts, script, task, case)
+                except ScriptError as exc:
+                    raise loc.error((*path, exc.field), exc.message) from None
+
+
+def _check_judges(
+    experiment: Experiment,
+    societies: Sequence[Society],
+    prompts: PromptSet,
+    task: Task,
+    cases: Sequence[Case],
+    loc: Locator,
+) -> None:
+    """The judge's prompt renders for every case: a failure of the file's own template is
+    one line naming it, a prompt set without ``judge.j2`` names ``prompts``."""
+    spec_of = _society_specs(experiment, societies)
+    for society in societies:
+        judge = society.judge
+        if judge is None:
+            continue
+        where: PathKey = ("prompts",)
+        if judge.template is not None:
+            where = ("societies", spec_of[society.name], "judge", "template")
+        for case in cases if judge.template is not None else cases[:1]:
+            try:
+                prompts.judge_prompt(judge, task, case, ("(a reply)",), 1)
+            except ConfigError as exc:
+                raise loc.error(where, f"case {case.id}: {exc.message}") from None
+
+
+def _society_specs(experiment: Experiment, societies: Sequence[Society]) -> dict[str, int]:
+    """Per resolved society: the index of the spec it expands from (in order)."""
+    order = [i for i, spec in enumerate(experiment.societies) for _ in spec.expansions()]
+    return {s.name: i for s, i in zip(societies, order, strict=True)}
 
 
 def _briefing_templates(experiment: Experiment) -> Iterator[tuple[PathKey, str]]:

@@ -25,6 +25,7 @@ from markupsafe import Markup
 
 from societies import __version__
 from societies.analysis.baselines import BASELINE_STRATEGY
+from societies.analysis.collab import seated as _seated
 from societies.analysis.completeness import cell_count_map, incomplete_runs
 from societies.analysis.figures import render as render_figures
 from societies.analysis.load import Analysis
@@ -90,7 +91,7 @@ def _summary(analysis: Analysis) -> list[dict[str, Any]]:
                 "repeats": int(mine["repeat"].max()) + 1 if len(mine) else 0,
                 "societies": ", ".join(analysis.society_order(label)),
                 "rounds": info.rounds,
-                "calls": len(mine),
+                "calls": int((mine["outcome"] != "scripted").sum()),  # a confederate's: none
                 "outcomes": ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items())),
                 "tokens": int(mine["total_tokens"].sum()),
                 "parse_failure": float(answer["answer"].isna().mean()) if len(answer) else 0.0,
@@ -114,7 +115,7 @@ def _question(fields: Mapping[str, Any]) -> dict[str, Any]:
 def _agent_labels(agents: pd.DataFrame, society: str) -> list[str]:
     """Each agent's header: trait, role (when set) and model, so that the agents of a
     heterogeneous society can be told apart."""
-    rows = agents[agents["society"] == society].sort_values("agent")
+    rows = _seated(agents[agents["society"] == society])
     out = []
     for trait, role, backend, model in rows[["trait", "role", "backend", "model"]].itertuples(
         index=False, name=None
@@ -151,6 +152,11 @@ def _transcripts(
         calls: dict[str, list[Any]] = {}
         persona: dict[str, list[Any]] = {}
         kept: list[tuple[int, str, str]] = []
+        seats = {
+            (str(s), int(a)): i
+            for s, group in analysis.agents[analysis.agents["run"] == label].groupby("society")
+            for i, a in enumerate(_seated(group)["agent"])
+        }
         try:
             for rep, case_id, society in chosen:
                 if budget <= 0:
@@ -168,7 +174,8 @@ def _transcripts(
                     first = call.round == 0 and bool(msgs) and msgs[0]["role"] == "system"
                     system = msgs[0]["content"] if first else None
                     calls.setdefault(_browser_key(rep, case_id, society, k.node), []).append(
-                        {"g": k.agent, "p": prompt, "s": system, "r": call.reply, "a": call.answer,
+                        {"g": seats.get((k.society, k.agent), k.agent), "p": prompt,
+                         "s": system, "r": call.reply, "a": call.answer,
                          "c": bool(call.correct), "o": call.outcome, "t": call.total_tokens,
                          "k": call.pattern, "st": k.step}
                     )  # fmt: skip
@@ -320,6 +327,10 @@ def render_report(
     extra = {
         "Stopping rules: calls made and saved": analysis.stopping,
         "Decision protocols: accuracy beside the majority's": analysis.decisions,
+        "Conformity to confederates (BenchForm rates, per society)": analysis.benchform,
+        "Conformity to confederates by majority size (BenchForm rates)": (
+            analysis.benchform_by_size
+        ),
     }
     tables = {**tables, **{name: t for name, t in extra.items() if len(t)}}
     env = jinja2.Environment(

@@ -346,7 +346,7 @@ def uses_batches(plan: Plan) -> bool:
     return any(
         a.model.backend == "openai" and bool(a.model.options.get("batch"))
         for s in plan.societies
-        for a in s.agents
+        for a in s.callers  # the judge too; a confederate asks no model
     )
 
 

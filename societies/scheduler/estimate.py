@@ -141,6 +141,9 @@ def _tree_tokens(
     out = []
     sees = {name: p.sees_peers for name, p in plan.patterns.items()}
     for agent in society.agents:
+        if agent.script is not None:  # a confederate: no call, no tokens
+            out.append((0, 0, 0))
+            continue
         i = agent.index
         reply = texts.reply(agent)
         persona, first = texts.first(agent, case)
@@ -164,6 +167,24 @@ def _tree_tokens(
             stack.extend((child, here) for child in node.children)
         out.append((calls, prompt, completion))
     return out
+
+
+def _judge_tokens(texts: _Texts, tree: Node, society: Society, case: Case) -> tuple[int, int, int]:
+    """The judge's calls in one tree (every node, or every leaf: the most a stopping rule
+    leaves), each reading one reply per agent (confederates' as long as a model's)."""
+    judge = society.judge
+    if judge is None:
+        return 0, 0, 0
+    nodes = tree.walk()
+    judged = nodes if judge.after == "every" else [n for n in nodes if not n.children]
+    reply = texts.reply(judge.agent)
+    peer = max((texts.reply(a) for a in society.model_agents), default=reply)
+    filler = ("abc " * peer,) * society.size
+    plan = texts.plan
+    prompt = estimate_prompt_tokens(
+        [{"role": "user", "content": plan.prompts.judge_prompt(judge, plan.task, case, filler, 1)}]
+    )
+    return len(judged), prompt * len(judged), reply * len(judged)
 
 
 def estimate_plan(plan: Plan, reply_tokens: int = 250) -> Estimate:
@@ -192,13 +213,19 @@ def estimate_plan(plan: Plan, reply_tokens: int = 250) -> Estimate:
                 else:
                     tree = build_tree(strategies)
                 per_agent = _tree_tokens(texts, tree, society, case)
-                total = sum(c for c, _, _ in per_agent)
+                judge = _judge_tokens(texts, tree, society, case)
+                total = sum(c for c, _, _ in per_agent) + judge[0]
                 same = [repeat] if drawn else range(repeats)
                 done = sum(min(total, stored.get((r, case.id, society.name), 0)) for r in same)
                 copies = len(same) * case_scale
                 left = 1.0 - done / (total * len(same)) if total else 0.0
                 est.reused += done * case_scale
-                for agent, (c, p, r) in zip(society.agents, per_agent, strict=True):
+                callers = list(zip(society.agents, per_agent, strict=True))
+                if society.judge is not None:
+                    callers.append((society.judge.agent, judge))
+                for agent, (c, p, r) in callers:
+                    if agent.script is not None:
+                        continue
                     est.add(
                         agent.model.name,
                         round(c * copies * left),

@@ -38,7 +38,8 @@ from societies.config.models import ModelSpec
 from societies.errors import StoreError
 from societies.plan.plan import Plan
 from societies.scheduler.tree import Node, build_tree, planned_calls
-from societies.society.agents import Agent, Society
+from societies.society.agents import CONFEDERATE_BACKEND, Agent, Society
+from societies.society.scripted import scripted_reply
 from societies.store.db import RunStore, now
 from societies.store.records import CallKey, CallRecord, Outcome, StoredCall
 from societies.tasks.agreement import agreed
@@ -167,7 +168,7 @@ class Runner:
         #: its params as stored, serialised once rather than on every call.
         self._spec_info: dict[int, tuple[str, str]] = {}
         for society in plan.societies:
-            for agent in society.agents:
+            for agent in society.callers:  # confederates ask no model
                 key = _spec_key(agent.model)
                 params = json.dumps(agent.model.params, sort_keys=True, default=str)
                 self._spec_info[id(agent.model)] = (key, params)
@@ -260,6 +261,8 @@ class Runner:
             self.slots.room.set()
 
     async def _first_answer(self, t: _Tree, agent: Agent) -> AgentState:
+        if agent.script is not None:
+            return self._scripted(t, "", agent, 0, None)
         prompts, task, case = self.plan.prompts, self.plan.task, t.case
         persona, briefing = prompts.opening(agent, task, case)
         parent: AgentState | None = None
@@ -280,23 +283,49 @@ class Runner:
         return await self._call(t, "", agent, 0, "answer", None, parent, added, ())
 
     async def _children(self, node: Node, states: Sequence[AgentState], t: _Tree) -> None:
-        if not node.children:
-            return
+        """After a node's turns: the judge (when it judges here) and the child nodes, unless
+        a call failed or the stopping rule ends the branch. Confederates never count towards
+        agreement: only the model agents' answers do."""
+        society = t.society
+        n_model = len(society.model_agents)
         if any(s.outcome == "context_exceeded" for s in states):
             for child in node.children:
                 self._mark_exceeded(child, t)
             return
         if any(s.outcome != "ok" for s in states):
-            self.summary.skipped += sum(len(c.walk()) for c in node.children) * t.society.size
+            self.summary.skipped += sum(len(c.walk()) for c in node.children) * n_model
             return
-        threshold = t.society.stop
-        if threshold is not None:
-            answers = [self.plan.task.parse_case(str(s.reply), t.case) for s in states]
-            if agreed(answers, threshold):
-                # The branch ends here; analysis carries these answers to the later rounds.
-                self.summary.saved += sum(len(c.walk()) for c in node.children) * t.society.size
-                return
-        await asyncio.gather(*(self._run_node(c, states, t) for c in node.children))
+        stopped = False
+        threshold = society.stop
+        if threshold is not None and node.children:
+            answers = [
+                self.plan.task.parse_case(str(s.reply), t.case)
+                for s, agent in zip(states, society.agents, strict=True)
+                if agent.script is None
+            ]
+            # The branch ends here; analysis carries these answers to the later rounds.
+            stopped = agreed(answers, threshold)
+        steps = []
+        judge = society.judge
+        if judge is not None and (judge.after == "every" or stopped or not node.children):
+            steps.append(self._judge(node, states, t))
+        if stopped:
+            self.summary.saved += sum(len(c.walk()) for c in node.children) * n_model
+        else:
+            steps.extend(self._run_node(c, states, t) for c in node.children)
+        await asyncio.gather(*steps)
+
+    async def _judge(self, node: Node, states: Sequence[AgentState], t: _Tree) -> None:
+        """The judge reads every agent's latest reply (confederates' too, in index order) in
+        one call of its own, which no agent ever sees."""
+        judge = t.society.judge
+        assert judge is not None
+        replies = tuple(str(s.reply) for s in states)
+        text = self.plan.prompts.judge_prompt(judge, self.plan.task, t.case, replies, node.round)
+        await self._call(
+            t, node.code, judge.agent, node.round, "judge", None, None,
+            ({"role": "user", "content": text},), replies,
+        )  # fmt: skip
 
     async def _run_node(self, node: Node, parent: Sequence[AgentState], t: _Tree) -> None:
         assert node.plan is not None
@@ -308,6 +337,8 @@ class Runner:
         async def turn(agent: Agent) -> AgentState:
             i = agent.index
             pattern = patterns[plan[i]]
+            if agent.script is not None:
+                return self._scripted(t, node.code, agent, node.round, pattern.name)
             peers: tuple[str, ...] = ()
             if pattern.sees_peers:
                 peers = tuple(
@@ -326,7 +357,7 @@ class Runner:
         """Descendants of an overflowing call are recorded as ``context_exceeded`` unasked,
         as the study did, so that analysis sees them and resume does not retry them."""
         for n in node.walk():
-            for agent in t.society.agents:
+            for agent in t.society.model_agents:
                 key = t.key(n.code, agent.index, "answer")
                 if key in t.stored:
                     continue
@@ -430,7 +461,7 @@ class Runner:
                 raise _StopRun from None
             latency_ms = (time.perf_counter() - started) * 1000
         answer = correct = None
-        if text is not None and step == "answer":
+        if text is not None and step in ("answer", "judge"):
             answer = self.plan.task.parse_case(text, case)
             correct = int(self.plan.task.score(answer, case))
         p, c, cached = (
@@ -455,6 +486,26 @@ class Runner:
         if self.progress:
             self.progress(True, p + c)
         return self._state(messages, text, outcome, call_id)
+
+    def _scripted(
+        self, t: _Tree, node: str, agent: Agent, round_index: int, pattern: str | None
+    ) -> AgentState:
+        """A confederate's turn: no model call. Its reply is stored (outcome ``scripted``, no
+        tokens) so that transcripts read as the agents saw them; it is not counted as a call."""
+        key = t.key(node, agent.index, "answer")
+        stored = t.stored.get(key)
+        if stored is not None:
+            return AgentState((), stored.reply, "ok", stored.id)
+        assert agent.script is not None
+        task, case = self.plan.task, t.case
+        text, answer = scripted_reply(self.plan.prompts, agent.script, task, case, round_index)
+        call_id = self.store.add_call(
+            CallRecord(key, round_index, pattern, None, (), text, answer,
+                       int(task.score(answer, case)), 0, 0, 0, 0, None, CONFEDERATE_BACKEND,
+                       agent.model.name, "{}", 0, "scripted", None, "", None, self.invocation,
+                       now())
+        )  # fmt: skip
+        return AgentState((), text, "ok", call_id)
 
     @staticmethod
     def _state(messages: Messages, reply: str | None, outcome: str, call_id: int) -> AgentState:

@@ -110,7 +110,7 @@ def _check_or_create(plan: Plan, store: RunStore) -> None:
     store.put_agents(
         (s.name, a.index, a.name, a.trait.name, a.role, a.model.backend, a.model.name)
         for s in plan.societies
-        for a in s.agents
+        for a in (*s.agents, *(() if s.judge is None else (s.judge.agent,)))
     )
     store.put_strategy_nodes(
         (repeat, case.id, society.name, strategy.name, r, code)

@@ -48,15 +48,31 @@ def build_tree(strategies: Sequence[Strategy]) -> Node:
     return root
 
 
-def calls_per_tree(n_agents: int, strategies: Sequence[Strategy], persona_call: bool) -> int:
-    """Model calls for one case and society: ``n * (p + distinct prefixes)``."""
-    return n_agents * (int(persona_call) + len(build_tree(strategies).walk()))
+def calls_per_tree(
+    n_agents: int, strategies: Sequence[Strategy], persona_call: bool, judge: str | None = None
+) -> int:
+    """Model calls for one case and society: ``n * (p + distinct prefixes)``, ``n`` counting
+    the model agents only (a confederate makes no call), plus the judge's calls: one per node
+    (``judge="every"``) or one per leaf (``"last"``; at most, as a stopping rule that ends a
+    branch early judges once where the branch stops)."""
+    nodes = build_tree(strategies).walk()
+    judged = 0
+    if judge == "every":
+        judged = len(nodes)
+    elif judge == "last":
+        judged = sum(1 for node in nodes if not node.children)
+    return n_agents * (int(persona_call) + len(nodes)) + judged
 
 
 def planned_calls(plan: Plan) -> int:
     """Every call of a plan: the tree formula over repeats, cases and societies."""
     return sum(
-        calls_per_tree(s.size, plan.strategies_for(s, case, repeat), plan.prompts.persona_call)
+        calls_per_tree(
+            len(s.model_agents),
+            plan.strategies_for(s, case, repeat),
+            plan.prompts.persona_call,
+            None if s.judge is None else s.judge.after,
+        )
         for repeat in range(plan.experiment.repeats)
         for case in plan.cases
         for s in plan.societies

@@ -21,7 +21,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from societies.errors import ConfigError
 from societies.resources import resource_dir
-from societies.society.agents import Agent
+from societies.society.agents import Agent, Judge
 from societies.society.patterns import Pattern
 from societies.tasks.base import Case, Task
 
@@ -217,11 +217,39 @@ class PromptSet:
             return None
         return self.render_case(agent.briefing.answer, task, case)
 
-    def render_case(self, source: str, task: Task, case: Case) -> str:
-        """An inline template (a user's: under the time limit) over the case's fields and the
-        task's prompt variables."""
-        variables = {**case.fields, **task.prompt_vars(case)}
+    def render_case(
+        self, source: str, task: Task, case: Case, extra: Mapping[str, Any] | None = None
+    ) -> str:
+        """An inline template (a user's: under the time limit) over the case's fields, the
+        task's prompt variables and ``extra``."""
+        variables = {**case.fields, **task.prompt_vars(case), **(extra or {})}
         return self._render(self._inline(source), variables, timed=True)
+
+    def judge_prompt(
+        self, judge: Judge, task: Task, case: Case, replies: Sequence[str], round_index: int
+    ) -> str:
+        """The judge's one message: the case's question as the agents got it (with the
+        judge's role), then every agent's latest reply (``<task>/judge.j2``, else
+        ``judge.j2``, or the judge's own template)."""
+        agent = judge.agent
+        variables = {**task.prompt_vars(case), "role": self.role(agent, task, case)}
+        variables = {
+            **variables,
+            "question": self.question(task, case, variables),
+            "replies": list(replies),
+            "round": round_index,
+            "character": agent.trait.character,
+            "trait": agent.trait.name,
+        }
+        if judge.template is not None:
+            return self._render(self._inline(judge.template), variables, timed=True)
+        template = self._judge_template(task)
+        if template is None:
+            raise ConfigError(f"prompt set '{self.name}' has no template judge.j2")
+        return self._render(template, variables, timed=self._timed)
+
+    def _judge_template(self, task: Task) -> jinja2.Template | None:
+        return self._template(f"{task.name}/judge.j2") or self._template("judge.j2")
 
     def opening(self, agent: Agent, task: Task, case: Case) -> tuple[str, tuple[str, ...]]:
         """The agent's persona and the user turns before its first question: a briefing goes
@@ -288,7 +316,12 @@ class PromptSet:
             raise ConfigError(f"template {name}: {type(exc).__name__}: {exc}") from None
 
     def trial_render(
-        self, task: Task, case: Case, agents: Sequence[Agent], patterns: Sequence[Pattern]
+        self,
+        task: Task,
+        case: Case,
+        agents: Sequence[Agent],
+        patterns: Sequence[Pattern],
+        judges: Sequence[Judge] = (),
     ) -> None:
         """Render every template once at load time, so a template that cannot render fails
         before the run directory is touched rather than in the middle of a run."""
@@ -298,6 +331,8 @@ class PromptSet:
             self.question(task, case, {**variables, "role": self.role(agent, task, case)})
         for pattern in patterns:
             self.turn(pattern, task, variables, ("(a peer reply)",), 1)
+        for judge in judges:
+            self.judge_prompt(judge, task, case, ("(a reply)",), 1)
 
 
 def _syntax_error(exc: jinja2.TemplateSyntaxError) -> ConfigError:

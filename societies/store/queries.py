@@ -190,17 +190,23 @@ def _invocations(con: sqlite3.Connection) -> list[Invocation]:
 
 def planned_calls(con: sqlite3.Connection) -> int:
     """Calls the scheduled grid needs: each distinct tree node costs one call per agent of its
-    society, plus one role-play call per agent and tree when the run has persona turns."""
-    sizes = "(SELECT society, COUNT(*) AS n FROM agents GROUP BY society)"
+    society, plus one role-play call per agent and tree when the run has persona turns. A
+    confederate's stored turn counts as its call would; a judge (agent -1) is left out (how
+    many nodes it judges is not in the store)."""
+    sizes = "(SELECT society, COUNT(*) AS n FROM agents WHERE agent >= 0 GROUP BY society)"
     answers = con.execute(
         f"SELECT COALESCE(SUM(a.n), 0) FROM (SELECT DISTINCT repeat, case_id, society, node "
         f"FROM strategy_nodes) d JOIN {sizes} a USING (society)"
     ).fetchone()[0]
     persona = 0
     if con.execute("SELECT 1 FROM calls WHERE step = 'persona' LIMIT 1").fetchone():
+        asked = (
+            "(SELECT society, COUNT(*) AS n FROM agents WHERE agent >= 0 "
+            "AND backend != 'confederate' GROUP BY society)"
+        )
         persona = con.execute(
             f"SELECT COALESCE(SUM(a.n), 0) FROM (SELECT DISTINCT repeat, case_id, society "
-            f"FROM strategy_nodes) d JOIN {sizes} a USING (society)"
+            f"FROM strategy_nodes) d JOIN {asked} a USING (society)"
         ).fetchone()[0]
     return int(answers) + int(persona)
 
@@ -257,13 +263,14 @@ def stored_identity(con: sqlite3.Connection) -> dict[str, Any] | None:
 
 
 def answered_per_tree(con: sqlite3.Connection) -> dict[tuple[int, str, str], int]:
-    """Stored calls that will not be made again (any outcome but ``error``), per repeat x case
+    """Stored calls that will not be made again (any outcome but ``error``; a confederate's
+    scripted turn is no call), per repeat x case
     x society: what a dry run counts as reused."""
     return {
         (int(r), str(c), str(s)): int(n)
         for r, c, s, n in con.execute(
             "SELECT repeat, case_id, society, COUNT(*) FROM calls "
-            "WHERE outcome != 'error' GROUP BY repeat, case_id, society"
+            "WHERE outcome NOT IN ('error', 'scripted') GROUP BY repeat, case_id, society"
         )
     }
 

@@ -6,6 +6,7 @@ through these methods, so that adding a benchmark never touches the scheduler or
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 from abc import ABC, abstractmethod
@@ -92,10 +93,45 @@ class Task(ABC):
         dataset's target list disagreeing with the rules)."""
         return []
 
+    # -- what confederates need (scripted agents, societies.society.scripted) -----------------
+    # A task that cannot produce one of these returns None, and an experiment asking for it
+    # is refused before it runs.
+
+    def right_answer(self, case: Case) -> str | None:
+        """The correct answer to ``case`` as ``parse`` returns it (one of them, when several
+        are right), or ``None`` when the task cannot name one."""
+        return None
+
+    def wrong_answer(self, case: Case) -> str | None:
+        """A plausible wrong answer to ``case``, the same every time it is asked (a majority
+        of confederates agrees on it), or ``None`` when the task cannot produce one."""
+        return None
+
+    def answer_options(self, case: Case) -> list[str] | None:
+        """Every answer ``case`` admits, when the task has a closed set (multiple choice);
+        ``None`` when any answer may be given."""
+        return None
+
+    def option_text(self, case: Case, answer: str) -> str | None:
+        """The text of the option ``answer`` names, when the task has options."""
+        return None
+
+    def answer_reply(self, case: Case, answer: str) -> str | None:
+        """A short reply, in the format the task's prompts ask for, that ``parse_case`` reads
+        as ``answer``: what a confederate says unless the experiment gives a template."""
+        return None
+
     def case_role(self, case: Case) -> str | None:
         """A per-case expertise, when the data carries one (MMLU subjects do)."""
         role = case.fields.get("expert_role")
         return role if isinstance(role, str) and role else None
+
+
+def case_pick(case: Case, items: Sequence[str]) -> str:
+    """One of ``items``, chosen by the case's id alone: the same on every call, machine and
+    run (confederates of one case agree), and spread over the items across cases."""
+    digest = hashlib.blake2b(case.id.encode(), digest_size=8).digest()
+    return items[int.from_bytes(digest, "big") % len(items)]
 
 
 _REGISTRY: dict[str, type[Task]] = {}

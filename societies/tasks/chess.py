@@ -19,7 +19,7 @@ from typing import Any
 import chess
 
 from societies.errors import DataError
-from societies.tasks.base import Case, register_task
+from societies.tasks.base import Case, case_pick, register_task
 from societies.tasks.extract import paper_chess, robust_chess
 from societies.tasks.rows import Row, RowTask, field
 
@@ -148,6 +148,19 @@ class ChessTask(RowTask):
 
     def score(self, answer: str | None, case: Case) -> bool:
         return answer is not None and answer in case.target
+
+    def right_answer(self, case: Case) -> str | None:
+        return case_pick(case, sorted(case.target))
+
+    def wrong_answer(self, case: Case) -> str | None:
+        square = _moves_and_square(case.fields)[1]
+        return case_pick(case, [s for s in SQUARES if s not in case.target and s != square])
+
+    def answer_options(self, case: Case) -> list[str] | None:
+        return list(SQUARES)
+
+    def answer_reply(self, case: Case, answer: str) -> str | None:
+        return f"I traced the piece's lines of movement.\nFinal answer: {answer}"
 
     def sim_answer(self, case: Case, correct: bool, rng: Random) -> str:
         legal = sorted(case.target)

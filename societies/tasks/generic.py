@@ -139,6 +139,25 @@ class GenericTask(RowTask):
             return re.fullmatch(target, answer, flags) is not None
         return answer == normalise(target, self.config.case_sensitive)
 
+    def right_answer(self, case: Case) -> str | None:
+        if self.config.scoring == "regex":
+            example = case.fields.get("example")
+            return None if example is None else normalise(str(example), self.config.case_sensitive)
+        if self.config.scoring == "numeric":
+            return number(str(case.target))
+        return normalise(str(case.target), self.config.case_sensitive) or None
+
+    def wrong_answer(self, case: Case) -> str | None:
+        if self.config.scoring == "numeric":
+            value = number(str(case.target))
+            return None if value is None else number(str(Decimal(value) + 1))
+        if self.config.scoring == "regex":
+            return None  # a pattern's complement cannot be vouched for
+        return normalise(f"not {case.target}", self.config.case_sensitive)
+
+    def answer_reply(self, case: Case, answer: str) -> str | None:
+        return f"I am certain of this one.\n{self.config.marker} {answer}"
+
     def sim_answer(self, case: Case, correct: bool, rng: Random) -> str:
         target = str(case.target)
         if self.config.scoring == "regex":

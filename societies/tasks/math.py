@@ -25,7 +25,7 @@ from random import Random
 from typing import Any
 
 from societies.errors import DataError
-from societies.tasks.base import Case, VoteRule, register_task
+from societies.tasks.base import Case, VoteRule, case_pick, register_task
 from societies.tasks.extract import last_boxed, paper_boxed
 from societies.tasks.rows import Located, Row, RowTask, field, read_rows
 
@@ -241,6 +241,23 @@ class MathTask(RowTask):
             return paper_grade(answer, target)
         gold = canonical(target) or target
         return answer == gold or equivalent(answer, gold)
+
+    def right_answer(self, case: Case) -> str | None:
+        return canonical(str(case.target)) or str(case.target)
+
+    def wrong_answer(self, case: Case) -> str | None:
+        target = canonical(str(case.target)) or str(case.target)
+        try:
+            value = Fraction(target) if _DECIMAL.match(target) else None
+        except (ValueError, ZeroDivisionError):
+            value = None
+        if value is not None:
+            offset = Fraction(case_pick(case, [str(o) for o in _WRONG_OFFSETS]))
+            return canonical(str(value + offset)) or None
+        return None  # a symbolic answer: no wrong answer the task can vouch for
+
+    def answer_reply(self, case: Case, answer: str) -> str | None:
+        return f"I verified each step. The answer is $\\boxed{{{answer}}}$."
 
     def sim_answer(self, case: Case, correct: bool, rng: Random) -> str:
         target = canonical(str(case.target)) or str(case.target)

@@ -14,7 +14,7 @@ from random import Random
 from typing import Any
 
 from societies.errors import DataError
-from societies.tasks.base import Case, register_task
+from societies.tasks.base import Case, case_pick, register_task
 from societies.tasks.extract import paper_mmlu, robust_mmlu
 from societies.tasks.rows import Located, Row, RowTask, field, read_csv_rows, read_rows
 
@@ -125,6 +125,24 @@ class MultipleChoiceTask(RowTask):
 
     def score(self, answer: str | None, case: Case) -> bool:
         return answer is not None and answer == case.target
+
+    def right_answer(self, case: Case) -> str | None:
+        return str(case.target)
+
+    def wrong_answer(self, case: Case) -> str | None:
+        return case_pick(case, [letter for letter in LETTERS if letter != case.target])
+
+    def answer_options(self, case: Case) -> list[str] | None:
+        return list(LETTERS)
+
+    def option_text(self, case: Case, answer: str) -> str | None:
+        if answer not in LETTERS:
+            return None
+        return str(case.fields["choices"][LETTERS.index(answer)])
+
+    def answer_reply(self, case: Case, answer: str) -> str | None:
+        text = self.option_text(case, answer)
+        return f'I am sure of it: "{text}" is right. The answer is ({answer}).'
 
     def sim_answer(self, case: Case, correct: bool, rng: Random) -> str:
         if correct:

@@ -17,7 +17,7 @@ from random import Random
 from typing import Any
 
 from societies.errors import DataError
-from societies.tasks.base import Case, register_task
+from societies.tasks.base import Case, case_pick, register_task
 from societies.tasks.extract import last_boxed
 from societies.tasks.rows import Row, RowTask, field
 
@@ -101,6 +101,16 @@ class NumericTask(RowTask):
             return Decimal(answer) == Decimal(str(case.target))
         except InvalidOperation:
             return False
+
+    def right_answer(self, case: Case) -> str | None:
+        return number(str(case.target))
+
+    def wrong_answer(self, case: Case) -> str | None:
+        target = Decimal(str(case.target))
+        return number(str(target + Decimal(case_pick(case, ["-10", "-2", "-1", "1", "2", "10"]))))
+
+    def answer_reply(self, case: Case, answer: str) -> str | None:
+        return f"I checked every step of the calculation. The answer is {answer}."
 
     def sim_answer(self, case: Case, correct: bool, rng: Random) -> str:
         target = Decimal(str(case.target))
