@@ -175,8 +175,8 @@ class Analysis:
         del slots, answer_calls
         grid["outcome"] = _fill_category(grid["outcome"], "missing", "stopped")
         grid["correct"] = grid["correct"].fillna(0).astype(bool)
-        grid["extraction"] = (
-            grid["run"].map({k: i.task.extraction for k, i in self.runs.items()}).astype(object)
+        grid["extraction"] = pd.Categorical(
+            grid["run"].map({k: i.task.extraction for k, i in self.runs.items()})
         )
         peers = {(k, p): s for k, i in self.runs.items() for p, s in i.sees_peers.items()}
         pairs = grid[["run", "pattern"]].drop_duplicates()

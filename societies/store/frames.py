@@ -15,6 +15,7 @@ grouping by a categorical orders exactly as by the strings.
 from __future__ import annotations
 
 import sqlite3
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 Kind = Literal["text", "int", "float"]
+
 #: Rows per fetch: bounds the Python objects alive at once while a table is read.
 CHUNK = 65_536
 
@@ -34,6 +36,7 @@ CALL_COLUMNS: dict[str, Kind] = {
     "cached_tokens": "int", "latency_ms": "float", "backend": "text", "model": "text",
     "attempts": "int", "outcome": "text",
 }  # fmt: skip
+
 NODE_COLUMNS: dict[str, Kind] = {
     "repeat": "int", "case_id": "text", "society": "text", "strategy": "text", "round": "int",
     "node": "text",
@@ -65,15 +68,15 @@ class FrameReader:
         self._final: dict[str, tuple[pd.Index, np.ndarray]] = {}
 
     def _encode(self, domain: str, values: Sequence[Any]) -> np.ndarray:
-        codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
-        table = self._domains.setdefault(domain, {})
-        mapped = np.fromiter(
-            (table.setdefault(u, len(table)) for u in uniques), dtype=np.int32, count=len(uniques)
-        )
-        out = np.full(len(codes), -1, dtype=np.int32)
-        known = codes >= 0
-        out[known] = mapped[codes[known]]
-        return out
+        """Codes of ``values`` in ``domain`` (-1 for NULL); one dict lookup a value, in C."""
+        table = self._domains.get(domain)
+        if table is None:
+            table = self._domains[domain] = defaultdict()
+            table.default_factory = table.__len__  # an unseen value takes the next code
+        codes = np.fromiter(map(table.__getitem__, values), dtype=np.int32, count=len(values))
+        if None in table:
+            codes[codes == table[None]] = -1
+        return codes
 
     def read(
         self, con: sqlite3.Connection, table: str, kinds: Mapping[str, Kind], where: str = ""
@@ -106,12 +109,13 @@ class FrameReader:
         if domain not in self._final:
             table = self._domains.get(domain, {})
             values = list(table)
+            known = [i for i, v in enumerate(values) if v is not None]  # NULL is code -1
             try:
-                order = sorted(range(len(values)), key=values.__getitem__)
+                order = sorted(known, key=values.__getitem__)
             except TypeError:  # mixed types in a damaged store: any stable order will do
-                order = sorted(range(len(values)), key=lambda i: str(values[i]))
-            rank = np.empty(len(values), dtype=np.int32)
-            rank[np.asarray(order, dtype=np.int64)] = np.arange(len(values), dtype=np.int32)
+                order = sorted(known, key=lambda i: str(values[i]))
+            rank = np.full(len(values), -1, dtype=np.int32)
+            rank[np.asarray(order, dtype=np.int64)] = np.arange(len(order), dtype=np.int32)
             index = pd.Index([values[i] for i in order], dtype=object)
             self._final[domain] = (index, rank)
         return self._final[domain]
