@@ -138,7 +138,10 @@ class Analysis:
             for key, frame in frames.items():
                 parts[key].append(frame)
         del raws
-        calls, nodes, agents, cases = (pd.concat(parts[k], ignore_index=True) for k in parts)
+        calls, nodes, agents, cases = (
+            parts[k][0] if len(parts[k]) == 1 else pd.concat(parts[k], ignore_index=True)
+            for k in parts
+        )
         self.agents: pd.DataFrame = agents
         self.cases: pd.DataFrame = cases
         calls = calls.merge(agents[["run", "society", "agent", "trait"]], how="left")

@@ -369,14 +369,17 @@ def consensus(votes: pd.DataFrame) -> pd.DataFrame:
     """Distinct answers per round (``None`` is one value), mean over cases and repeats; the
     share divides by the number of agents, which compares societies of different sizes
     (1/n = full agreement, 1 = every agent different). Incomplete groups are left out."""
-    done = votes[votes["complete"]].assign(share=lambda d: d["n_distinct"] / d["n_agents"])
+    done = votes[votes["complete"]].assign(
+        share=lambda d: d["n_distinct"] / d["n_agents"], one=lambda d: d["n_distinct"] == 1
+    )
     grouped = done.groupby(CELL, observed=True)
     out = grouped.agg(
         distinct=("n_distinct", "mean"),
         distinct_share=("share", "mean"),
-        unanimous=("n_distinct", lambda s: float((s == 1).mean())),
+        unanimous=("one", "mean"),
         n=("n_distinct", "size"),
     )
+    out["unanimous"] = out["unanimous"].astype(float)
     return out.reset_index()
 
 
@@ -432,12 +435,17 @@ def behaviour(votes: pd.DataFrame) -> pd.DataFrame:
     starts = np.r_[0, ends[:-1]] if len(ends) else ends
     out["pattern"] = [bits[a:b] for a, b in zip(starts, ends, strict=True)]
     out = out[out["complete"] & (out["rounds"] == out["last_round"] + 1)]
-    out = out.assign(
-        category=[
-            behaviour_category(p, e == "paper")
-            for p, e in zip(out["pattern"], out["extraction"], strict=True)
-        ]
-    )
+    kinds: dict[tuple[str, bool], str] = {}
+    categories = []
+    for key in zip(
+        out["pattern"].to_numpy(dtype=object),
+        out["extraction"].to_numpy(dtype=object) == "paper",
+        strict=True,
+    ):
+        if key not in kinds:
+            kinds[key] = behaviour_category(*key)
+        categories.append(kinds[key])
+    out = out.assign(category=categories)
     drop = ["complete", "rounds", "last_round", "extraction"]
     return out.drop(columns=drop).reset_index(drop=True)
 
