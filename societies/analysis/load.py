@@ -3,6 +3,24 @@
 Analysis reads only the store: the task is rebuilt from the run's recorded task name and its
 cases from the stored fields, so a run can be analysed on a machine that has neither its
 experiment file nor its data. Tables are computed on first use and kept.
+
+At scale (the agent-number preset: 1,052,000 calls, a 2.1M-row answer grid) the frames are
+compact: ``store/frames.py`` reads the store in chunks into categoricals (society, case_id,
+node, strategy, step, pattern, outcome, model, ...: sorted categories, so sorting and grouping
+order as the strings do) and int32/int64 arrays, and never reads reply texts. What a new
+metric should read:
+
+- ``answers``: the answer grid (one row per repeat x case x society x strategy x round x agent:
+  ``answer``/``vote`` as Python objects with ``None``, ``correct``, ``outcome``, tokens, trait,
+  pattern, ``sees_peers``, ``extraction``); ``votes``: one row per society answer. Most
+  metrics are a function of these two (see ``metrics.py``).
+- ``calls``: one row per stored call (persona, judge and questionnaire turns included), every
+  column of the calls table but the conversation and the reply.
+- ``agents``, ``cases``, ``runs`` (the task, cases and config of each run).
+
+Group with ``observed=True`` (categoricals), and work per distinct answer rather than per row
+where Python is needed (``accuracy.factorize`` gives codes): a per-row Python loop is seconds
+at this size. Reply texts are read per tree from the store (``RunStore.tree_transcript``).
 """
 
 from __future__ import annotations
