@@ -60,6 +60,11 @@ print(sum(len(t) for t in analysis.tables().values()))
 """
 
 
+#: CPU seconds of the last child (user + system): on a loaded machine they say more than
+#: its wall time.
+LAST_CPU = [0.0]
+
+
 def child(python: str, code: str, *args: str, cwd: Path) -> tuple[float, float, str]:
     """Seconds, peak RSS (MB) and standard output of one child process. It runs outside the
     repository, so that the package it imports is the interpreter's own install."""
@@ -70,6 +75,7 @@ def child(python: str, code: str, *args: str, cwd: Path) -> tuple[float, float, 
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - started
+    LAST_CPU[0] = usage.ru_utime + usage.ru_stime
     if proc.returncode != 0:
         raise SystemExit(f"child failed ({proc.returncode}): {code.strip().splitlines()[-2]}")
     return elapsed, usage.ru_maxrss / 1024, out.strip()
@@ -99,18 +105,22 @@ def one(python: str, limit: str, tmp: Path, index: int) -> dict[str, float]:
 
 def analyse_only(python: str, run_dir: Path, runs: int) -> None:
     """The analysis phase alone on a kept store (the full preset takes minutes to run)."""
-    seconds, peaks = [], []
+    seconds, cpu, peaks = [], [], []
     for i in range(runs):
         load = os.getloadavg()[0]
         s, rss, _ = child(python, ANALYSE, str(run_dir.resolve()), cwd=Path(tempfile.gettempdir()))
         seconds.append(s)
+        cpu.append(LAST_CPU[0])
         peaks.append(rss)
         print(
-            f"analysis {i + 1}: {s:.1f} s, peak RSS {rss:.0f} MB (load average {load:.2f} before)"
+            f"analysis {i + 1}: {s:.1f} s ({cpu[-1]:.1f} s CPU), peak RSS {rss:.0f} MB "
+            f"(load average {load:.2f} before)",
+            flush=True,
         )
     print(
-        f"median of {runs}: analysis {statistics.median(seconds):.1f} s, peak RSS "
-        f"{statistics.median(peaks):.0f} MB (load average {os.getloadavg()[0]:.2f} after)"
+        f"median of {runs}: analysis {statistics.median(seconds):.1f} s "
+        f"({statistics.median(cpu):.1f} s CPU), peak RSS {statistics.median(peaks):.0f} MB "
+        f"(load average {os.getloadavg()[0]:.2f} after)"
     )
 
 
