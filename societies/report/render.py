@@ -76,16 +76,18 @@ def _summary(analysis: Analysis) -> list[dict[str, Any]]:
     calls = analysis.calls
     for label, info in analysis.runs.items():
         mine = calls[calls["run"] == label]
-        outcomes = mine["outcome"].value_counts().to_dict()
+        outcomes = {k: v for k, v in mine["outcome"].value_counts().to_dict().items() if v}
         answer = mine[(mine["step"] == "answer") & (mine["outcome"] == "ok")]
         experiment = info.config
+        # One name per distinct backend and model, not per call (a million at scale).
+        pairs = mine[["backend", "model"]].drop_duplicates().itertuples(index=False, name=None)
         rows.append(
             {
                 "label": label,
                 "path": str(info.path),
                 "task": info.task_name,
                 "prompts": experiment.get("prompts", ""),
-                "models": ", ".join(sorted(set(map(_model_name, mine["backend"], mine["model"])))),
+                "models": ", ".join(sorted({_model_name(str(b), str(m)) for b, m in pairs})),
                 "cases": len(info.cases),
                 "repeats": int(mine["repeat"].max()) + 1 if len(mine) else 0,
                 "societies": ", ".join(analysis.society_order(label)),
