@@ -1,8 +1,9 @@
 """What a society's own settings do to its answers: stopping rules and decision protocols.
 
 The settings are read from the run's stored experiment (``config_json``): a society spec
-expands to one society per ``easy_going`` value, in order, as the resolver builds them, so
-the k-th society of the run's agents table is the k-th expansion.
+expands to one society per ``easy_going`` and ``pause`` value, in order, as the resolver
+builds them (``society.agents.expand_specs``), so the k-th society of the run's agents table
+is the k-th expansion.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pandas as pd
 
 from societies.analysis.accuracy import decide
 from societies.analysis.metrics import ANSWERED
+from societies.society.agents import expand_specs
 from societies.tasks.agreement import agreed, stop_threshold
 
 CASE = ["run", "task", "repeat", "case_id", "society", "strategy"]
@@ -24,10 +26,7 @@ def society_settings(
     config: Mapping[str, Any], societies: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
     """Per society name (in the run's order): its spec's ``stop`` and ``decision``."""
-    specs: list[dict[str, Any]] = []
-    for spec in config.get("societies") or []:
-        eg = spec.get("easy_going")
-        specs.extend([spec] * (len(eg) if isinstance(eg, list) else 1))
+    specs = [spec for spec, _ in expand_specs(config.get("societies") or [])]
     out = {}
     for name, spec in zip(societies, specs, strict=False):
         out[name] = {

@@ -19,6 +19,11 @@ MAX_AGENTS = 1_000
 MAX_ROUNDS = 64
 MAX_REPEATS = 100_000
 MAX_CONCURRENCY = 10_000
+#: The most pause tokens before an answer: thousands before every answer is a typo, not a delay.
+MAX_PAUSE = 4096
+
+#: M, a number of pause tokens: an integer (strictly: 2.5, "2" or true are errors) from 0.
+PauseTokens = Annotated[int, Field(ge=0, le=MAX_PAUSE, strict=True)]
 
 
 class Frozen(BaseModel):
@@ -122,6 +127,13 @@ class SocietySpec(Frozen):
         "majority",
         description="The society's answer: majority (the study's), unanimity, or "
         "{weighted: [one weight per agent]}; the majority is always reported beside it.",
+    )
+    pause: PauseTokens | Annotated[list[PauseTokens], Field(min_length=1)] | None = Field(
+        None,
+        description="The pause pattern: M pause tokens before every answer of every agent "
+        "(the transformers backend appends M <pause> tokens after the prompt; other backends "
+        "get M filler periods at the end of the turn's message). A list expands to one "
+        "society per value, named <name>-pause<M>.",
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterator, Sequence
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,15 @@ from societies.config.validate import Locator, pydantic_error, read_experiment
 from societies.config.yaml_lines import PathKey, format_path
 from societies.errors import ConfigError, DataError
 from societies.plan.plan import Overrides, Plan
-from societies.society.agents import Agent, Society, default_society_name, merge_model
-from societies.society.patterns import BUILTIN_PATTERNS, Pattern
+from societies.society.agents import (
+    Agent,
+    Society,
+    default_society_name,
+    merge_model,
+    pause_name,
+    pause_sweep,
+)
+from societies.society.patterns import BUILTIN_PATTERNS, PAUSE_PARAM, Pattern, Pause
 from societies.society.prompts import PromptSet
 from societies.society.strategy import (
     Strategy,
@@ -287,7 +295,11 @@ def _resolve_societies(
             if not spec.agents:
                 raise loc.error((*base, "agents"), "a society needs at least one agent")
             expansions.append((spec.name, list(spec.agents)))
-        for name, agent_specs in expansions:
+        sweep = pause_sweep(spec.pause)
+        twice = sorted({m for m in sweep if sweep.count(m) > 1}, key=str)
+        if twice:
+            raise loc.error((*base, "pause"), f"lists M = {twice[0]} twice")
+        for (name, agent_specs), tokens in product(expansions, sweep):
             agents_out: list[Agent] = []
             for a_index, a in enumerate(agent_specs):
                 a_path: PathKey = (*base, "agents", a_index)
@@ -301,6 +313,7 @@ def _resolve_societies(
                 model = _paths_from(base_dir, merge_model(experiment.model, spec.model, override))
                 if override is not None or spec.model is not None:
                     _check_backend(model, (*a_path, "model"), loc)
+                model, pause = _paused(model, tokens)
                 agents_out.append(
                     Agent(
                         index=a_index,
@@ -309,15 +322,29 @@ def _resolve_societies(
                         role=None if isinstance(a, str) else a.role,
                         model=model,
                         briefing=(None if isinstance(a, str) else a.briefing) or spec.briefing,
+                        pause=pause,
                     )
                 )
             society_name = name or default_society_name([ag.trait.name for ag in agents_out])
+            society_name = pause_name(society_name, spec.pause, tokens)
             if any(s.name == society_name for s in societies):
                 raise loc.error(
                     (*base, "name"), f"two societies are named '{society_name}'; name them apart"
                 )
             societies.append(_collab(spec, society_name, tuple(agents_out), base, loc))
     return societies
+
+
+def _paused(model: ModelSpec, tokens: int | None) -> tuple[ModelSpec, Pause | None]:
+    """An agent's model and pause for M pause tokens: a backend with a pause token of its own
+    receives M as a generation parameter (so it is stored and hashed with the params), any
+    other the filler in its messages (see ``Pause``). M = 0 asks exactly what no pause asks."""
+    if not tokens:
+        return model, None
+    if get_backend_class(model.backend).native_pause:
+        params = {**model.params, PAUSE_PARAM: tokens}
+        return model.model_copy(update={"params": params}), Pause(tokens, filler=False)
+    return model, Pause(tokens, filler=True)
 
 
 def _collab(
