@@ -128,7 +128,7 @@ class SocietySpec(Frozen):
         description="The society's answer: majority (the study's), unanimity, or "
         "{weighted: [one weight per agent]}; the majority is always reported beside it.",
     )
-    pause: PauseTokens | Annotated[list[PauseTokens], Field(min_length=1)] | None = Field(
+    pause: PauseTokens | list[PauseTokens] | None = Field(
         None,
         description="The pause pattern: M pause tokens before every answer of every agent "
         "(the transformers backend appends M <pause> tokens after the prompt; other backends "

@@ -296,6 +296,8 @@ def _resolve_societies(
                 raise loc.error((*base, "agents"), "a society needs at least one agent")
             expansions.append((spec.name, list(spec.agents)))
         sweep = pause_sweep(spec.pause)
+        if not sweep:
+            raise loc.error((*base, "pause"), "give at least one M (a number of pause tokens)")
         twice = sorted({m for m in sweep if sweep.count(m) > 1}, key=str)
         if twice:
             raise loc.error((*base, "pause"), f"lists M = {twice[0]} twice")
