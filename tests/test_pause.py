@@ -231,20 +231,20 @@ def test_pause_table_against_a_hand_computed_grid() -> None:
     cost = pd.DataFrame([("r", "t", s, "0", rnd, tok) for s, rnd, _, tok in cells],
                         columns=[*CELL, "billed_per_case"])  # fmt: skip
     table = pause_table(votes, accuracy, cost, sweep_table(rows))
-    got = table.set_index(["base", "round", "pause"])
-    assert list(got.index) == [("3oc", 0, 0), ("3oc", 0, 4), ("3oc", 1, 0), ("3oc", 1, 4),
+    got = {(r["base"], r["round"], r["pause"]): r for r in table.to_dict("records")}
+    assert list(got) == [("3oc", 0, 0), ("3oc", 0, 4), ("3oc", 1, 0), ("3oc", 1, 4),
                                ("solo", 0, 2)]  # fmt: skip
-    r0 = got.loc[("3oc", 0, 4)]
+    r0 = got[("3oc", 0, 4)]
     assert r0["society"] == "3oc-pause4" and r0["accuracy"] == 1.0 and r0["ci_low"] == 0.9
     assert r0["pairs"] == 3 and r0["gain"] == pytest.approx(2 / 3)
     assert 0 <= r0["gain_ci_low"] <= 2 / 3 <= r0["gain_ci_high"] == 1.0
     assert r0["tokens_per_case"] == 112 and r0["extra_tokens_per_case"] == 12
-    zero = got.loc[("3oc", 0, 0)]
+    zero = got[("3oc", 0, 0)]
     assert zero["pairs"] == 4 and zero["gain"] == 0 and zero["extra_tokens_per_case"] == 0
-    r1 = got.loc[("3oc", 1, 4)]
+    r1 = got[("3oc", 1, 4)]
     assert (r1["pairs"], r1["gain"], r1["gain_ci_low"], r1["gain_ci_high"]) == (1, -1, -1, -1)
     assert r1["extra_tokens_per_case"] == 40
-    solo = got.loc[("solo", 0, 2)]
+    solo = got[("solo", 0, 2)]
     assert solo["pairs"] == 0 and math.isnan(solo["gain"])
     assert math.isnan(solo["extra_tokens_per_case"])
 
