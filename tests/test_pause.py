@@ -111,6 +111,26 @@ async def test_over_http_the_stored_request_ends_with_m_filler_periods(tmp_path:
     assert right["s-pause0"] == 0 and right["s-pause64"] >= 12  # of 15; P(right) = 64/65
 
 
+async def test_over_http_a_paused_role_play_turn_still_names_the_trait(tmp_path: Path) -> None:
+    """serve-sim recognises each agent's trait by its persona, which the pause extends: the
+    overconfident agents (conformity 0, always keeping their answer) keep it; were they taken
+    for the easy-going one (conformity 1), they would adopt their peers' majority."""
+    options = {"accuracy": 0.5, "pause_gain": 0.0, "unparsed_rate": 0.0,
+               "conformity": {"easy-going": 1.0, "overconfident": 0.0},
+               "reflection_keep": 1.0, "reflection_fix": 0.0}  # fmt: skip
+    file = experiment(tmp_path, [{"name": "s", "agents": 3, "easy_going": 1, "pause": 64}],
+                      options=options, cases=10, strategies=["0"])  # fmt: skip
+    async with SimServer(experiments=[file]) as server:
+        summary = await run_against(server, file, tmp_path / "run")
+    assert summary.errors == 0
+    answer = {(c["case_id"], c["node"], c["agent"]): c["answer"]
+              for c in calls(tmp_path / "run") if c["step"] == "answer"}  # fmt: skip
+    cases = {case for case, _, _ in answer}
+    assert all(answer[(c, "0", a)] == answer[(c, "", a)] for c in cases for a in (1, 2))
+    assert len({answer[(c, "", a)] for c in cases for a in range(3)}) > 1  # answers vary
+    assert all(answer[(c, "0", 0)] in {answer[(c, "", 1)], answer[(c, "", 2)]} for c in cases)
+
+
 async def test_the_sweep_makes_its_planned_calls_and_a_resume_pays_nothing(tmp_path: Path) -> None:
     file = experiment(tmp_path, [{"agents": 3, "easy_going": 1, "pause": [0, 2, 8]}])
     plan = load_plan(file, Overrides(out=tmp_path / "run"))
