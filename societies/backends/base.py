@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from societies.config.models import ModelSpec
 from societies.errors import ModelError
-from societies.society.patterns import split_filler
+from societies.society.patterns import FILLER_ENDS, split_filler
 from societies.store.records import CallKey, Step
 
 __all__ = ["CallKey", "Step"]  # re-exported: backends name calls by them
@@ -175,9 +175,11 @@ def estimate_prompt_tokens(messages: Sequence[ChatMessage]) -> int:
     """Content tokens plus OpenAI's documented overhead of ~3 tokens per message and 3 to
     prime the reply. A pause filler (``society.patterns.Pause``) counts one token per filler
     period, not four characters a token: it is spaced so that tokenizers cannot merge it."""
-    return 3 + sum(3 + _content_tokens(m["content"]) for m in messages)
-
-
-def _content_tokens(content: str) -> int:
-    text, pause = split_filler(content)
-    return estimate_tokens(text) + pause
+    total = 3
+    for m in messages:
+        content = m["content"]
+        if content.endswith(FILLER_ENDS):  # rare: checked before any other work
+            content, pause = split_filler(content)
+            total += pause
+        total += 3 + (len(content) + 3) // 4  # estimate_tokens, inlined: called on every call
+    return total
