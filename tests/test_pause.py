@@ -26,7 +26,7 @@ from societies.report.render import render_report
 from societies.scheduler.estimate import estimate_plan
 from societies.scheduler.session import run_experiment
 from societies.scheduler.tree import planned_calls
-from societies.society.patterns import Pause, split_filler
+from societies.society.patterns import Pause, pause_filler, split_filler
 from tests.backend_helpers import asked, calls, write_experiment
 from tests.helpers import REPO
 from tests.test_bad_input import GOOD, assert_one_line, run_cli
@@ -319,3 +319,14 @@ def test_a_bad_m_is_one_line_and_writes_nothing(tmp_path: Path, value: str, expe
     text = GOOD.replace("  - name: mixed\n", f"  - name: mixed\n    pause: {value}\n")
     code, stderr, out = run_cli(tmp_path, text)
     assert_one_line(code, stderr, out, expected)
+
+
+def test_the_filler_is_read_back_exactly_and_only_from_the_end() -> None:
+    for m in (1, 2, 8, 64):
+        assert split_filler("Which? (A) or (B)." + pause_filler(m)) == ("Which? (A) or (B).", m)
+    for text in ("It ends with a spaced period .", "a\n\n. x .", "a\n\n. .. .", "no filler"):
+        assert split_filler(text) == (text, 0)
+    turn = ({"role": "system", "content": "persona"}, {"role": "user", "content": "q"})
+    assert Pause(3, filler=True).delay(turn) == (turn[0], {"role": "user", "content": "q\n\n. . ."})
+    assert Pause(3, filler=False).delay(turn) == turn  # a local model's pause is no text
+    assert Pause(3, filler=True).delay(turn[:1]) == turn[:1]  # no user message: nothing to add
