@@ -6,6 +6,7 @@ is part of the request (hash, store, resume), moves the sim's accuracy, and is m
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from societies.scheduler.session import run_experiment
 from societies.scheduler.tree import planned_calls
 from societies.society.patterns import Pause, pause_filler, split_filler
 from tests.backend_helpers import asked, calls, write_experiment
+from tests.cdp import find_chromium, open_page
 from tests.helpers import REPO
 from tests.test_bad_input import GOOD, assert_one_line, run_cli
 from tests.test_openai_backend import run_against
@@ -269,12 +271,19 @@ def test_pause_table_against_a_hand_computed_grid() -> None:
     assert math.isnan(solo["extra_tokens_per_case"])
 
 
-def test_the_example_sweep_runs_and_reports_accuracy_against_m(tmp_path: Path) -> None:
-    out = tmp_path / "pause"
+@pytest.fixture(scope="module")
+def example(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """experiments/seeds/pause.yaml run as CI runs the examples (``--limit 2``)."""
+    out = tmp_path_factory.mktemp("example") / "pause"
     result = CliRunner().invoke(cli, ["run", str(REPO / "experiments" / "seeds" / "pause.yaml"),
                                       "--out", str(out), "--quiet", "--limit", "2"])  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    assert "accuracy against M (pause tokens), round 2" in result.stdout
+    return out, result.stdout
+
+
+def test_the_example_sweep_runs_and_reports_accuracy_against_m(example: tuple[Path, str]) -> None:
+    out, stdout = example
+    assert "accuracy against M (pause tokens), round 2" in stdout
     analysis = load_run(out)
     # 2 cases x 10 repeats x 4 values of M x (1 + 3 agents) x 5 tree nodes ("00", "11")
     assert len(analysis.calls) == 2 * 10 * 4 * 4 * 5
@@ -288,6 +297,33 @@ def test_the_example_sweep_runs_and_reports_accuracy_against_m(tmp_path: Path) -
     html = render_report(analysis)
     assert "Accuracy against M (the pause pattern)" in html
     assert 'alt="accuracy against M"' in html and 'alt="accuracy_vs_pause"' not in html
+
+
+def test_the_report_shows_accuracy_against_m_in_headless_chromium(
+    example: tuple[Path, str], tmp_path: Path
+) -> None:
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    report = tmp_path / "report.html"
+    result = CliRunner().invoke(cli, ["report", str(example[0]), "-o", str(report)])
+    assert result.exit_code == 0, result.output
+    shots = Path(os.environ.get("SOCIETIES_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with open_page(chromium, tmp_path / "profile", report.as_uri()) as page:
+        page.evaluate("document.getElementById('pause').scrollIntoView()")
+        heading = page.evaluate("document.querySelector('#pause h2').innerText")
+        assert heading == "Accuracy against M (the pause pattern)"
+        assert page.evaluate("document.querySelector('#pause img').naturalWidth") > 500
+        rows = page.evaluate(
+            "Array.from(document.querySelectorAll('#pause tbody tr'))"
+            ".map(function (r) { return r.cells[4].innerText; })"
+        )
+        # 2 societies x 2 strategies x 3 rounds, each for M = 0, 2, 8, 32
+        assert len(rows) == 48 and sorted(set(rows), key=int) == ["0", "2", "8", "32"]
+        page.screenshot(shots / "report-pause.png")
+        assert page.errors() == []
+    assert (shots / "report-pause.png").stat().st_size > 10_000
 
 
 def test_a_run_without_a_pause_has_no_pause_section(tmp_path: Path) -> None:
