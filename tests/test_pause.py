@@ -75,6 +75,10 @@ def test_a_local_model_gets_m_as_a_generation_parameter(tmp_path: Path) -> None:
     assert [a.model.params for a in first.agents] == [{}, {}]
     assert [a.model.params for a in second.agents] == [{"pause_tokens": 8}] * 2
     assert {a.pause for a in second.agents} == {Pause(8, filler=False)}
+    # --model decides too: the sim experiment pointed at a local model
+    sim_file = experiment(tmp_path, [{"agents": 2, "pause": [0, 8]}], name="on-sim")
+    moved = load_plan(sim_file, Overrides(model="transformers:some/model")).societies[1]
+    assert [a.model.params for a in moved.agents] == [{"pause_tokens": 8}] * 2
 
 
 async def test_over_http_the_stored_request_ends_with_m_filler_periods(tmp_path: Path) -> None:

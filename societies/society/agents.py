@@ -25,7 +25,7 @@ class Agent:
     model: ModelSpec
     #: Private information rendered per case for this agent only.
     briefing: BriefingSpec | None = None
-    #: M pause tokens before each of its answers (``None``: no pause, the study's requests).
+    #: M pause tokens before each of its replies (``None``: no pause, the study's requests).
     pause: Pause | None = None
 
 
