@@ -75,6 +75,14 @@ class SimOptions(BaseModel):
     pause_half: float = Field(
         8.0, gt=0, description="The M at which a pause gives half of pause_gain."
     )
+    edit_distortion: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="A briefed agent whose briefing supports no answer for the case (its "
+        "answer template renders empty: an unedited fact beside an edited one) answers it "
+        "correctly, and fixes it on reflection, at 1 - edit_distortion times the usual rate.",
+    )
     context_window: int = Field(16385, ge=1, description="Prompt tokens above this overflow.")
     latency_ms: float = Field(0.0, ge=0, description="Simulated latency of every call.")
     seed: int = 0
@@ -122,7 +130,7 @@ class SimBackend(SimulatedBackend[SimOptions]):
             # agent makes without a briefing, so briefed and unbriefed runs differ only where
             # the briefing is followed (a paired comparison).
             briefed = truth.briefed_answer
-            if briefed is not None and self._rng(truth, "|briefing").random() < opts.briefing_trust:
+            if briefed and self._rng(truth, "|briefing").random() < opts.briefing_trust:
                 return sim.sim_reply(case, briefed, rng)
             accuracy = self._paused(request, self._accuracy(task.name) * self._recall(truth))
             answer = sim.sim_answer(case, rng.random() < accuracy, rng)
@@ -148,9 +156,13 @@ class SimBackend(SimulatedBackend[SimOptions]):
 
     def _recall(self, truth: GroundTruth) -> float:
         """The reversal asymmetry: a fact asked backward is recalled (first, or on reflection)
-        at ``reversal_factor`` times the usual rate."""
+        at ``reversal_factor`` times the usual rate; an edit's distortion: a fact the agent's
+        briefing makes no claim on (its answer renders empty) at ``1 - edit_distortion``."""
         backward = truth.case.fields.get("direction") == "backward"
-        return self.options.reversal_factor if backward else 1.0
+        factor = self.options.reversal_factor if backward else 1.0
+        if truth.briefed_answer == "":
+            factor *= 1 - self.options.edit_distortion
+        return factor
 
     def _paused(self, request: GenerateRequest, p: float) -> float:
         """P(right) after the turn's pause: the model reads M where a real one would, from

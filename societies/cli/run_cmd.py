@@ -230,6 +230,11 @@ def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: Cost
         out.print(line, markup=False, highlight=False, soft_wrap=True)
     if any(spec.pause is not None for spec in plan.experiment.societies):
         print_pause_table(out, analysis.pause)
+    if len(analysis.triples):
+        from societies.analysis.conflict import conflict_lines
+
+        for line in conflict_lines(analysis.conflict_outcome):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _estimates(

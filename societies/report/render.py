@@ -306,8 +306,16 @@ def render_report(
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         undefined=jinja2.StrictUndefined,
     )
+    from societies.report.packs import pack_sections
+
+    packs = [
+        {"id": p.id, "title": p.title, "intro": p.intro,
+         "tables": {name: Markup(_html_table(t)) for name, t in p.tables.items()}}
+        for p in pack_sections(analysis)
+    ]  # fmt: skip
     template = env.get_template("report.html.j2")
     return template.render(
+        packs=packs,
         title=title or "societies report: " + ", ".join(analysis.runs),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         version=__version__,
