@@ -5,8 +5,8 @@ experiment, the edited object. For every society with at least one agent so brie
 round's adoption is the share of its other agents whose answer the task scores as that answer
 (the claim), over (repeat, case); its bootstrap CI resamples the (repeat, case) shares. Which
 agents are briefed comes from the experiment stored with the run: societies are listed in the
-store in the file's order, and a society spec with an ``easy_going`` list stands for one society
-per value, as when the run was planned.
+store in the file's order, and a society spec with an ``easy_going`` or ``pause`` list stands
+for one society per value, as when the run was planned (``society.agents.expand_specs``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pandas as pd
 
 from societies.analysis.metrics import CELL
 from societies.analysis.stats import bootstrap_ci
+from societies.society.agents import expand_specs
 from societies.society.prompts import PromptSet
 from societies.tasks.base import Case, Task
 
@@ -31,10 +32,7 @@ def briefing_answers(
 ) -> Iterator[tuple[str, int, str]]:
     """(society, agent, answer template) of every agent whose briefing supports an answer
     (a briefing without one, such as common background, makes no claim to adopt)."""
-    expanded: list[Mapping[str, Any]] = []
-    for spec in config.get("societies") or []:
-        ks = spec.get("easy_going")
-        expanded.extend([spec] * (len(ks) if isinstance(ks, list) else 1))
+    expanded = [spec for spec, _ in expand_specs(config.get("societies") or [])]
     for name, spec in zip(societies, expanded, strict=False):
         shared = spec.get("briefing")
         agents = spec["agents"]

@@ -1,8 +1,9 @@
 """What a society's own settings do to its answers: stopping rules and decision protocols.
 
 The settings are read from the run's stored experiment (``config_json``): a society spec
-expands to one society per ``easy_going`` value, in order, as the resolver builds them, so
-the k-th society of the run's agents table is the k-th expansion.
+expands to one society per ``easy_going`` and ``pause`` value, in order, as the resolver
+builds them (``society.agents.expand_specs``), so the k-th society of the run's agents table
+is the k-th expansion.
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import ValidationError
 
 from societies.analysis.accuracy import decide
 from societies.analysis.metrics import ANSWERED, clean_answers
-from societies.config.models import SocietySpec
-from societies.society.agents import CONFEDERATE_BACKEND, JUDGE_AGENT
+from societies.society.agents import CONFEDERATE_BACKEND, JUDGE_AGENT, expand_specs
 from societies.tasks.agreement import agreed, stop_threshold
 
 CASE = ["run", "task", "repeat", "case_id", "society", "strategy"]
@@ -38,24 +37,12 @@ def seated(agents: pd.DataFrame) -> pd.DataFrame:
     return agents.assign(_judge=judge).sort_values(["_judge", "agent"]).drop(columns="_judge")
 
 
-def _expansions(spec: Mapping[str, Any]) -> int:
-    """How many societies a stored spec expands to (``SocietySpec.expansions``, the
-    resolver's own rule: easy_going values x confederate counts)."""
-    try:
-        return len(SocietySpec.model_validate(spec).expansions())
-    except ValidationError:  # a store written by another version: the older rule
-        eg = spec.get("easy_going")
-        return len(eg) if isinstance(eg, list) else 1
-
-
 def society_settings(
     config: Mapping[str, Any], societies: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
     """Per society name (in the run's order): its spec's ``stop``, ``decision`` and
     ``judge`` (the judge's settings, or ``None``)."""
-    specs: list[dict[str, Any]] = []
-    for spec in config.get("societies") or []:
-        specs.extend([spec] * _expansions(spec))
+    specs = [spec for spec, _ in expand_specs(config.get("societies") or [])]
     out = {}
     for name, spec in zip(societies, specs, strict=False):
         out[name] = {

@@ -430,6 +430,21 @@ class Analysis:
         return conflict.round_divergence(self.answers, self.triples, self.control_society)
 
     @cached_property
+    def pause(self) -> pd.DataFrame:
+        """Per base society x strategy x round x M (the pause pattern's pause tokens):
+        accuracy, its paired gain over M = 0 and tokens per case, each gain with a bootstrap
+        95% CI; empty for runs without a pause."""
+        from societies.analysis import pause
+
+        sweep = pause.sweep_table(
+            [row for label, info in self.runs.items()
+             for row in pause.sweep_rows(label, info.config, self.society_order(label))]
+        )  # fmt: skip
+        if sweep.empty:  # no table computed for a run without a pause
+            return pd.DataFrame(columns=pause.PAUSE_COLUMNS)
+        return pause.pause_table(self.votes, self.accuracy, self.cost, sweep)
+
+    @cached_property
     def parse_failures(self) -> pd.DataFrame:
         return metrics.parse_failures(self.calls)
 
@@ -516,6 +531,7 @@ class Analysis:
             "table2": table2_long(self),
             **({"reversal_gap": self.reversal_gap} if len(self.probes) else {}),
             **({"edit_adoption": self.edit_adoption} if len(self.claims) else {}),
+            **({"pause": self.pause} if len(self.pause) else {}),
             **(self.conflict_tables() if len(self.triples) else {}),
             "cost": self.cost,
             "cost_by_agent": self.cost_by_agent,

@@ -261,6 +261,18 @@ def _table2(analysis: Analysis) -> list[dict[str, object]]:
     return blocks
 
 
+def _pause_section(analysis: Analysis, image: str | None) -> dict[str, Any] | None:
+    """The "accuracy against M" section of a run with the pause pattern: its figure and the
+    pause table (every round), or ``None``."""
+    table = analysis.pause
+    if table.empty:
+        return None
+    shown = table.drop(columns=["task"]).rename(
+        columns={"base": "society", "society": "run society", "pause": "M"}
+    )
+    return {"image": image, "table": Markup(_html_table(shown))}
+
+
 def render_report(
     analysis: Analysis,
     *,
@@ -301,6 +313,7 @@ def render_report(
         ),
     }
     tables = {**tables, **{name: t for name, t in extra.items() if len(t)}}
+    pause = _pause_section(analysis, images.pop("accuracy_vs_pause", None))
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("societies.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -324,6 +337,7 @@ def render_report(
         incomplete=_incomplete(analysis),
         tables={name: Markup(_html_table(t)) for name, t in tables.items()},
         images=images,
+        pause=pause,
         transcripts=Markup(
             script_json(_transcripts(analysis, transcript_repeats, transcript_cases, transcripts))
         ),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import ValidationError
 
 from societies.config.collab import ConfederateAnswer, Fixed
-from societies.config.models import ModelOverride, ModelSpec
+from societies.config.models import ModelOverride, ModelSpec, SocietySpec
+from societies.society.patterns import Pause
 from societies.society.topology import FULL, CommGraph
 from societies.society.traits import Trait
 
@@ -46,6 +50,8 @@ class Agent:
     model: ModelSpec
     #: Private information rendered per case for this agent only.
     briefing: BriefingSpec | None = None
+    #: M pause tokens before each of its replies (``None``: no pause, the study's requests).
+    pause: Pause | None = None
     #: A confederate's script: it makes no model call and answers as scripted.
     script: Script | None = None
 
@@ -101,6 +107,32 @@ def default_society_name(traits: list[str]) -> str:
         counts = [(traits.count(t), a) for t, a in _TRAIT_ABBREV.items()]
         return "-".join(f"{n}{a}" for n, a in counts if n)
     return "-".join(traits)
+
+
+def pause_sweep(pause: int | list[int] | None) -> list[int | None]:
+    """A society spec's pause values, one per society it expands to (``None``: no pause)."""
+    return list(pause) if isinstance(pause, list) else [pause]
+
+
+def pause_name(name: str, pause: int | list[int] | None, tokens: int | None) -> str:
+    """A society's name within a sweep over M: ``<name>-pause<M>`` when ``pause`` is a list."""
+    return f"{name}-pause{tokens}" if isinstance(pause, list) else name
+
+
+def expand_specs(specs: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], int | None]]:
+    """Each society spec of an experiment (as stored with a run) once per society it stands
+    for, with that society's M, in the order the plan resolver builds them
+    (``SocietySpec.expansions``: easy_going values x confederate counts x pause values)."""
+    out: list[tuple[Mapping[str, Any], int | None]] = []
+    for spec in specs:
+        try:
+            pauses = [e.pause for e in SocietySpec.model_validate(spec).expansions()]
+        except ValidationError:  # a store written by another version: the older rule
+            ks = spec.get("easy_going")
+            pauses = [m for _ in (ks if isinstance(ks, list) else [ks])
+                      for m in pause_sweep(spec.get("pause"))]  # fmt: skip
+        out.extend((spec, m) for m in pauses)
+    return out
 
 
 def merge_model(base: ModelSpec, *overrides: ModelOverride | None) -> ModelSpec:
