@@ -2,9 +2,10 @@
 
 144,000 calls = 3 runs (one per task in the study; here three runs of the multiple-choice task,
 the analysis being task-agnostic) x 4 societies x 50 cases x 5 repeats x 48 tree calls (3
-agents, 8 strategies of 3 rounds, machinesom role-play turns). The stores are written with
-direct SQL inserts (not timed); then loading, every table and every figure are timed, with
-peak memory (the process's max RSS). Target: <= 15 s and <= 2 GB.
+agents, 8 strategies of 3 rounds, machinesom role-play turns). The stores are written through
+the store's API by ``tests/synthetic_store.py`` (not timed; the one synthetic-store builder,
+shared with the tests and ``bench/report.py``); then loading, every table and every figure are
+timed, with peak memory (the process's max RSS). Target: <= 15 s and <= 2 GB.
 
     .venv/bin/python bench/analysis.py [--runs N]
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import resource
 import statistics
 import subprocess
@@ -22,98 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from societies.store.db import RunStore
-from societies.store.records import CallKey, CallRecord, Outcome
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SOCIETIES = {
-    "3oc": ["overconfident"] * 3,
-    "1eg-2oc": ["easy-going", "overconfident", "overconfident"],
-    "2eg-1oc": ["easy-going", "easy-going", "overconfident"],
-    "3eg": ["easy-going"] * 3,
-}
-STRATEGIES = [f"{i:03b}" for i in range(8)]
-CASES, REPEATS, TASKS = 50, 5, ("mmlu-a", "mmlu-b", "mmlu-c")
+from tests.synthetic_store import build_store
 
-
-def build_store(folder: Path, name: str, seed: int) -> int:
-    """One run's store with every call of the grid; answers drift towards agreement."""
-    rng = random.Random(seed)
-    store = RunStore.for_run_dir(folder)
-    config = {"name": name, "task": {"name": "mmlu", "data": "synthetic.jsonl"}}
-    store.create_run(
-        {"name": name, "created_at": "2026-01-01T00:00:00", "package_version": "bench",
-         "config_json": json.dumps(config), "identity_json": "{}", "task": "mmlu",
-         "extraction": "robust", "prompts": "machinesom", "source": None}
-    )  # fmt: skip
-    cases = []
-    for i in range(CASES):
-        fields = {"id": f"c{i}", "question": f"Question {i}?", "answer": "ABCD"[i % 4],
-                  "choices": ["one", "two", "three", "four"]}  # fmt: skip
-        cases.append((f"c{i}", i, json.dumps(fields)))
-    store.put_cases(cases)
-    store.put_agents(
-        (society, a, f"agent{a}", trait, None, "sim", "default")
-        for society, traits in SOCIETIES.items()
-        for a, trait in enumerate(traits)
-    )
-    nodes = sorted({s[:r] for s in STRATEGIES for r in range(4)}, key=lambda c: (len(c), c))
-    store.put_strategy_nodes(
-        (rep, f"c{i}", society, s, r, s[:r])
-        for rep in range(REPEATS)
-        for i in range(CASES)
-        for society in SOCIETIES
-        for s in STRATEGIES
-        for r in range(4)
-    )
-    rows: list[CallRecord] = []
-    for rep in range(REPEATS):
-        for i in range(CASES):
-            target = "ABCD"[i % 4]
-            for society in SOCIETIES:
-                answers: dict[str, list[str | None]] = {}
-                for node in nodes:
-                    parent = answers.get(node[:-1])
-                    for a in range(3):
-                        if parent is None:
-                            ans: str | None = target if rng.random() < 0.6 else rng.choice("ABCD")
-                        else:
-                            ans = parent[a] if rng.random() < 0.7 else rng.choice(parent)
-                        if rng.random() < 0.03:
-                            ans = None
-                        answers.setdefault(node, []).append(ans)
-                        r = len(node)
-                        prompt = 150 + 320 * r + rng.randrange(40)
-                        pattern = (
-                            None if r == 0 else ("debate" if node[-1] == "0" else "reflection")
-                        )
-                        reply = f"Reasoning about case {i}. The answer is ({ans})." if ans else "?"
-                        common: tuple[str, str, str, int, Outcome, None, str, None, int] = (
-                            "sim",
-                            "sim:default",
-                            "{}",
-                            1,
-                            "ok",
-                            None,
-                            "h",
-                            None,
-                            1,
-                        )
-                        if r == 0:
-                            rows.append(
-                                CallRecord(CallKey(rep, f"c{i}", society, node, a, "persona"), 0,
-                                           None, None, (), "ok", None, None, 60, 1, 61, 0, 5.0,
-                                           *common, "2026-01-01")
-                            )  # fmt: skip
-                        rows.append(
-                            CallRecord(CallKey(rep, f"c{i}", society, node, a, "answer"), r,
-                                       pattern, None, (), reply, ans, int(ans == target),
-                                       prompt, 60, prompt + 60, 0, 5.0, *common, "2026-01-01")
-                        )  # fmt: skip
-    store.batch_rows = 10_000
-    for row in rows:
-        store.add_call(row)
-    store.close()
-    return len(rows)
+SOCIETIES, CASES, REPEATS, TASKS = 4, 50, 5, ("mmlu-a", "mmlu-b", "mmlu-c")
 
 
 def measure(dirs: list[str]) -> None:
@@ -160,7 +73,9 @@ def main() -> None:
         total = 0
         for n, name in enumerate(TASKS):
             folder = Path(tmp) / name
-            total += build_store(folder, name, seed=n)
+            total += build_store(
+                folder, name=name, societies=SOCIETIES, cases=CASES, repeats=REPEATS, seed=n
+            )
             dirs.append(str(folder))
         print(f"built {total:,} calls in {time.perf_counter() - started:.1f}s (not timed)")
         results = []

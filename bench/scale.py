@@ -13,6 +13,8 @@ plus every table <= 20 s and <= 1 GB.
     .venv/bin/python bench/scale.py --limit 5 --runs 3
     .venv/bin/python bench/scale.py --python /work/main/.venv/bin/python --limit 5  # compare
     .venv/bin/python bench/scale.py                                                 # ~13 min
+    .venv/bin/python bench/scale.py --keep /tmp/scale                   # keep the run directory
+    .venv/bin/python bench/scale.py --analyse /tmp/scale/run0 --runs 3  # analysis step alone
 
 ``--python`` runs both phases with another interpreter (another checkout's venv), so that two
 versions of the engine are measured by the same script, one after the other.
@@ -58,6 +60,11 @@ print(sum(len(t) for t in analysis.tables().values()))
 """
 
 
+#: CPU seconds of the last child (user + system): on a loaded machine they say more than
+#: its wall time.
+LAST_CPU = [0.0]
+
+
 def child(python: str, code: str, *args: str, cwd: Path) -> tuple[float, float, str]:
     """Seconds, peak RSS (MB) and standard output of one child process. It runs outside the
     repository, so that the package it imports is the interpreter's own install."""
@@ -68,6 +75,7 @@ def child(python: str, code: str, *args: str, cwd: Path) -> tuple[float, float, 
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - started
+    LAST_CPU[0] = usage.ru_utime + usage.ru_stime
     if proc.returncode != 0:
         raise SystemExit(f"child failed ({proc.returncode}): {code.strip().splitlines()[-2]}")
     return elapsed, usage.ru_maxrss / 1024, out.strip()
@@ -95,13 +103,40 @@ def one(python: str, limit: str, tmp: Path, index: int) -> dict[str, float]:
     }
 
 
+def analyse_only(python: str, run_dir: Path, runs: int) -> None:
+    """The analysis phase alone on a kept store (the full preset takes minutes to run)."""
+    seconds, cpu, peaks = [], [], []
+    for i in range(runs):
+        load = os.getloadavg()[0]
+        s, rss, _ = child(python, ANALYSE, str(run_dir.resolve()), cwd=Path(tempfile.gettempdir()))
+        seconds.append(s)
+        cpu.append(LAST_CPU[0])
+        peaks.append(rss)
+        print(
+            f"analysis {i + 1}: {s:.1f} s ({cpu[-1]:.1f} s CPU), peak RSS {rss:.0f} MB "
+            f"(load average {load:.2f} before)",
+            flush=True,
+        )
+    print(
+        f"median of {runs}: analysis {statistics.median(seconds):.1f} s "
+        f"({statistics.median(cpu):.1f} s CPU), peak RSS {statistics.median(peaks):.0f} MB "
+        f"(load average {os.getloadavg()[0]:.2f} after)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", default="all", help="the first N cases (default: all 50)")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--python", default=sys.executable, help="interpreter to measure")
     parser.add_argument("--keep", type=Path, help="keep the run directories here")
+    parser.add_argument(
+        "--analyse", type=Path, help="only analyse this existing run directory, --runs times"
+    )
     args = parser.parse_args()
+    if args.analyse:
+        analyse_only(args.python, args.analyse, args.runs)
+        return
     results = []
     with tempfile.TemporaryDirectory(prefix="societies-scale-") as scratch:
         tmp = args.keep or Path(scratch)

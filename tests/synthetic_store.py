@@ -2,7 +2,9 @@
 
 The layout is a real run's: societies of 3 agents, every 3-round strategy over a prefix tree
 (15 nodes, machinesom role-play turns: 48 calls per case and society), answers that drift
-towards agreement. Used by the viewer's browser test and by ``bench/report.py``.
+towards agreement. The one synthetic-store builder: the viewer's browser test, the figure and
+report tests, ``bench/report.py`` and ``bench/analysis.py`` all use it (the benchmarks import
+it from here, as test scaffolding it stays out of the installed package).
 """
 
 from __future__ import annotations

@@ -23,9 +23,11 @@ def test_pareto_front_by_hand() -> None:
 def test_every_figure_as_png_and_svg(quick_run: Path, tmp_path: Path) -> None:
     analysis = societies.load_run(quick_run)
     written = save_figures(analysis, tmp_path)
-    # Every quickstart society has 3 agents: accuracy against society size would be one point.
-    assert len(written) == 2 * (len(FIGURES) - 1) == 14
+    # Every quickstart society has 3 agents: accuracy against society size would be one point;
+    # and no society pauses: there is no accuracy against M.
+    assert len(written) == 2 * (len(FIGURES) - 2) == 14
     assert not (tmp_path / "accuracy_vs_agents.png").exists()
+    assert not (tmp_path / "accuracy_vs_pause.png").exists()
     for path in written:
         data = path.read_bytes()
         if path.suffix == ".png":

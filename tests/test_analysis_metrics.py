@@ -284,3 +284,28 @@ def test_behaviour_of_a_two_agent_society() -> None:
     spec = {("two", "00", 0, "c1"): [["A", "B"], ["A", "A"], ["B", "A"]]}  # 0 1 0: wavers
     cases = metrics.behaviour(votes_of(make_grid(spec, T)))
     assert cases["pattern"].tolist() == ["010"] and cases["category"].tolist() == ["wavers"]
+
+
+def test_majority_codes_over_many_groups_is_the_study_rule_per_group() -> None:
+    """The array form of the majority (what vote_table uses) gives, group by group, what the
+    study's rule gives: the most common answer, ``None`` counted as a value, a tie at the top
+    (all different included) no answer. The reference here is a plain Counter."""
+    import random
+    from collections import Counter
+
+    from societies.analysis.accuracy import factorize, majority_codes
+
+    rng = random.Random(7)
+    groups = [
+        [rng.choice(["A", "B", "C", None]) for _ in range(rng.randint(1, 7))] for _ in range(500)
+    ]
+    flat = [a for g in groups for a in g]
+    ids = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+    order = rng.sample(range(len(flat)), len(flat))  # rows need not be grouped together
+    codes, values = factorize([flat[i] for i in order])
+    winners = majority_codes(ids[order], codes, len(groups))
+    for group, winner in zip(groups, winners, strict=True):
+        ranked = Counter(group).most_common()
+        tie = len(ranked) > 1 and ranked[0][1] == ranked[1][1]
+        assert (None if winner < 0 else values[winner]) == (None if tie else ranked[0][0])
+        assert (winner < 0) == tie  # a majority of missing answers is a code, not a tie

@@ -261,7 +261,7 @@ def test_status_of_an_interrupted_and_a_stopped_run(tmp_path: Path) -> None:
     facts = queries.run_facts(store)
     planned = queries.planned(store)
     assert planned == facts.calls_done == 2 * 4 * 48
-    assert status(facts, planned)[0] == "incomplete"  # stopped, even with every call stored
+    assert status(facts, planned, locked=False)[0] == "incomplete"  # stopped, all calls stored
     con = sqlite3.connect(store)
     with con:  # a run that was killed: its invocation never finished
         con.execute(
@@ -269,7 +269,61 @@ def test_status_of_an_interrupted_and_a_stopped_run(tmp_path: Path) -> None:
             ("2026-01-01T00:00:00+00:00",),
         )
     con.close()
-    state, why = status(queries.run_facts(store), planned)
+    state, why = status(queries.run_facts(store), planned, locked=False)
+    assert state == "incomplete" and "interrupted" in why
+
+
+#: A process that holds a run directory's lock as a run does, says so, and waits to be killed.
+_HOLDER = """
+import sys
+from pathlib import Path
+from societies.store.lock import RunLock
+lock = RunLock(Path(sys.argv[1])).acquire()
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_status_is_running_while_a_process_holds_the_lock(tmp_path: Path) -> None:
+    """Running is decided by the run directory's lock: held by a live process, running;
+    after that process is SIGKILLed (its invocation never ended), interrupted, at once."""
+    import signal
+    import sqlite3
+
+    from societies.store import queries
+    from societies.store.lock import LOCK_FILE, is_held
+    from societies.view.runs import status
+
+    run_dir = tmp_path / "a"
+    build_store(run_dir, cases=2)
+    store = run_dir / "store.sqlite"
+    assert not is_held(run_dir) and not (run_dir / LOCK_FILE).exists()  # no file made
+    con = sqlite3.connect(store)
+    with con:  # the holder's invocation, started and never ended
+        con.execute(
+            "INSERT INTO invocations (started_at, package_version) VALUES (?, 'x')",
+            ("2026-01-01T00:00:00+00:00",),
+        )
+    con.close()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(run_dir)], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        facts, planned = queries.run_facts(store), queries.planned(store)
+        assert is_held(run_dir)
+        assert is_held(run_dir)  # probing did not take the lock away from its holder
+        state, _ = status(facts, planned, locked=is_held(run_dir))
+        assert state == "running"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (run_dir / LOCK_FILE).exists() and not is_held(run_dir)
+    state, why = status(queries.run_facts(store), planned, locked=is_held(run_dir))
     assert state == "incomplete" and "interrupted" in why
 
 

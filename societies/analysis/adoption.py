@@ -5,8 +5,8 @@ experiment, the edited object. For every society with at least one agent so brie
 round's adoption is the share of its other agents whose answer the task scores as that answer
 (the claim), over (repeat, case); its bootstrap CI resamples the (repeat, case) shares. Which
 agents are briefed comes from the experiment stored with the run: each society finds its spec
-by name (``collab.expanded_specs``: a spec with an ``easy_going`` list stands for one society
-per value, named as when the run was planned).
+by name (``collab.expanded_specs``: a spec with an ``easy_going``, confederate-count or
+``pause`` list stands for one society per value, named as when the run was planned).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """What a society's own settings do to its answers: stopping rules and decision protocols.
 
 The settings are read from the run's stored experiment (``config_json``): a society spec
-expands to one society per ``easy_going`` value and confederate count, named as the resolver
-names them, and each society finds its settings by that name.
+expands to one society per ``easy_going`` value, confederate count and ``pause`` value,
+named as the resolver names them, and each society finds its settings by that name.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def seated(agents: pd.DataFrame) -> pd.DataFrame:
 
 def expanded_specs(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """Per society name, the experiment's spec it expands from, named by the resolver's own
-    rule (``society.agents.expanded_names``: easy_going values x confederate counts). A
+    rule (``society.agents.expanded_names``: easy_going x confederate counts x M). A
     stored spec is read with the fields this version knows (a store written by a newer one
     may have more); one it cannot read at all names no society."""
     out: dict[str, Mapping[str, Any]] = {}
@@ -54,7 +54,7 @@ def expanded_specs(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
         except ValidationError:
             log.warning("a stored society spec this version cannot read: %s", raw.get("name"))
             continue
-        for name, _, _ in expanded_names(spec):
+        for name, *_ in expanded_names(spec):
             out[name] = raw
     return out
 

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from societies.analysis.cost import pareto_front
 from societies.analysis.metrics import BEHAVIOURS, CONFORMITY_TYPES
+from societies.analysis.pause import pause_figure
 
 if TYPE_CHECKING:
     from societies.analysis.load import Analysis
@@ -355,6 +356,7 @@ FIGURES: dict[str, Callable[[Analysis], Figure | None]] = {
     "consensus_vs_round": consensus_vs_round,
     "behaviour_categories": behaviour_categories,
     "cost_vs_accuracy": cost_vs_accuracy,
+    "accuracy_vs_pause": lambda analysis: pause_figure(analysis.pause),
 }
 
 

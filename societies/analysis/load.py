@@ -3,6 +3,24 @@
 Analysis reads only the store: the task is rebuilt from the run's recorded task name and its
 cases from the stored fields, so a run can be analysed on a machine that has neither its
 experiment file nor its data. Tables are computed on first use and kept.
+
+At scale (the agent-number preset: 1,052,000 calls, a 2.1M-row answer grid) the frames are
+compact: ``store/frames.py`` reads the store in chunks into categoricals (society, case_id,
+node, strategy, step, pattern, outcome, model, ...: sorted categories, so sorting and grouping
+order as the strings do) and int32/int64 arrays, and never reads reply texts. What a new
+metric should read:
+
+- ``answers``: the answer grid (one row per repeat x case x society x strategy x round x agent:
+  ``answer``/``vote`` as Python objects with ``None``, ``correct``, ``outcome``, tokens, trait,
+  pattern, ``sees_peers``, ``extraction``); ``votes``: one row per society answer. Most
+  metrics are a function of these two (see ``metrics.py``).
+- ``calls``: one row per stored call (persona, judge and questionnaire turns included), every
+  column of the calls table but the conversation and the reply.
+- ``agents``, ``cases``, ``runs`` (the task, cases and config of each run).
+
+Group with ``observed=True`` (categoricals), and work per distinct answer rather than per row
+where Python is needed (``accuracy.factorize`` gives codes): a per-row Python loop is seconds
+at this size. Reply texts are read per tree from the store (``RunStore.tree_transcript``).
 """
 
 from __future__ import annotations
@@ -24,6 +42,7 @@ from societies.config.models import Price
 from societies.cost import price_table
 from societies.errors import StoreError
 from societies.store.db import STORE_FILE, RunStore
+from societies.store.frames import FrameReader, Raw, as_objects, read_store
 from societies.tasks.base import Case, Task
 
 log = logging.getLogger(__name__)
@@ -49,37 +68,49 @@ def _store_path(path: Path) -> Path:
     return path if path.is_file() else path / STORE_FILE
 
 
-def _read_run(path: Path, label: str | None, taken: set[str]) -> tuple[RunInfo, dict[str, Any]]:
+def _read_run(
+    path: Path, label: str | None, taken: set[str], reader: FrameReader
+) -> tuple[RunInfo, dict[str, Raw]]:
     store = RunStore(_store_path(path), readonly=True)
     try:
         task, cases, config = stored_task(store)
         row = store.run_row()
         assert row is not None  # stored_task checked it
-        frames = store.frames()
+        name = label or str(row["name"])
+        if name in taken:
+            name = f"{name} ({path})"
+        raw = read_store(reader, store.con, {"run": name, "task": str(row["task"])})
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: cannot read the run store ({exc})") from None
     finally:
         store.close()
-    name = label or str(row["name"])
-    if name in taken:
-        name = f"{name} ({path})"
-    rounds = int(frames["nodes"]["round"].max()) if len(frames["nodes"]) else 0
+    rounds = raw["nodes"].columns["round"]
     info = RunInfo(
-        name, path, str(row["name"]), str(row["task"]), config, task, cases, rounds,
-        peer_patterns(config),
+        name, path, str(row["name"]), str(row["task"]), config, task, cases,
+        int(rounds.max()) if len(rounds) else 0, peer_patterns(config),
     )  # fmt: skip
-    return info, frames
+    return info, raw
 
 
 def _missing_answer_calls(frames: dict[str, pd.DataFrame]) -> int:
     """Answer calls the run's tree asks for that are not stored with an answer slot (not
     made yet, or failed for good): cheap, from the frames already read."""
     nodes = frames["nodes"][["repeat", "case_id", "society", "node"]].drop_duplicates()
-    sizes = collab.model_agents(frames["agents"]).groupby("society").size()
-    expected = int(nodes["society"].map(sizes).fillna(0).sum())
+    per_society = nodes.groupby("society", observed=True).size()
+    sizes = collab.model_agents(frames["agents"]).groupby("society", observed=True).size()
+    expected = int((per_society * sizes.reindex(per_society.index).fillna(0)).sum())
     calls = frames["calls"]
     answered = calls[(calls["step"] == "answer") & calls["outcome"].isin(metrics.ANSWERED)]
     return max(expected - len(answered), 0)
+
+
+def _fill_category(values: pd.Series, value: str, *more: str) -> pd.Series:
+    """A categorical column with its missing values set to ``value`` and room for ``more``
+    values (categories kept sorted)."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return values.fillna(value)
+    categories = sorted({*values.cat.categories, value, *more})
+    return values.cat.set_categories(categories).fillna(value)
 
 
 class Analysis:
@@ -104,9 +135,14 @@ class Analysis:
         self.incomplete: dict[str, int] = {}
         parts: dict[str, list[pd.DataFrame]] = {"calls": [], "nodes": [], "agents": [], "cases": []}
         stopping: list[str] = []
+        reader = FrameReader()  # every run's text columns coded alike: they concatenate
+        raws = []
         for i, path in enumerate(paths):
-            info, frames = _read_run(Path(path), labels[i] if labels else None, set(self.runs))
+            info, raw = _read_run(Path(path), labels[i] if labels else None, set(self.runs), reader)
             self.runs[info.label] = info
+            raws.append(raw)
+        for info, raw in zip(self.runs.values(), raws, strict=True):
+            frames = {key: reader.frame(table) for key, table in raw.items()}
             if collab.uses_stopping(info.config):
                 stopping.append(info.label)  # counted on the grid, where stopped rounds show
             else:
@@ -118,12 +154,16 @@ class Analysis:
                 uncached = frames["calls"].assign(cached_tokens=0)
                 frames["calls"]["usd_uncached"] = cost_mod.call_usd(uncached, table)
             for key, frame in frames.items():
-                parts[key].append(frame.assign(run=info.label, task=info.task_name))
-        calls, nodes, agents, cases = (pd.concat(parts[k], ignore_index=True) for k in parts)
+                parts[key].append(frame)
+        del raws
+        calls, nodes, agents, cases = (
+            parts[k][0] if len(parts[k]) == 1 else pd.concat(parts[k], ignore_index=True)
+            for k in parts
+        )
         self.agents: pd.DataFrame = agents
         self.cases: pd.DataFrame = cases
         calls = calls.merge(agents[["run", "society", "agent", "trait"]], how="left")
-        calls["answer"] = pd.Series(metrics.clean_answers(calls["answer"]), dtype=object)
+        calls["answer"] = as_objects(calls["answer"])
         #: One row per stored model call (persona turns included).
         self.calls: pd.DataFrame = calls
         self._nodes = nodes
@@ -154,18 +194,23 @@ class Analysis:
             keep.append("usd")
         answer_calls = self.calls.loc[self.calls["step"] == "answer", keep]
         grid = slots.merge(answer_calls, how="left")
-        grid["outcome"] = grid["outcome"].fillna("missing")
+        del slots, answer_calls
+        grid["outcome"] = _fill_category(grid["outcome"], "missing", "stopped")
         grid["correct"] = grid["correct"].fillna(0).astype(bool)
-        grid["answer"] = pd.Series(metrics.clean_answers(grid["answer"]), dtype=object)
-        grid["extraction"] = grid["run"].map({k: i.task.extraction for k, i in self.runs.items()})
+        grid["extraction"] = pd.Categorical(
+            grid["run"].map({k: i.task.extraction for k, i in self.runs.items()})
+        )
         peers = {(k, p): s for k, i in self.runs.items() for p, s in i.sees_peers.items()}
-        grid["sees_peers"] = [
+        pairs = grid[["run", "pattern"]].drop_duplicates()
+        pairs["sees_peers"] = [
             bool(peers.get((r, p), False))
-            for r, p in zip(grid["run"], grid["pattern"], strict=True)
+            for r, p in zip(pairs["run"], pairs["pattern"], strict=True)
         ]
+        grid = grid.merge(pairs, how="left", on=["run", "pattern"])
         order = ["run", "task", "repeat", "case_id", "society", "strategy", "round", "agent"]
         rest = [c for c in grid.columns if c not in order]
         grid = grid[order + rest].sort_values(order, ignore_index=True)
+        grid["answer"] = as_objects(grid["answer"])  # after the merges, which make None NaN
         grid["vote"] = self._votes(grid)
         thresholds = {
             (run, society): settings["stop"]
@@ -183,9 +228,11 @@ class Analysis:
     def _votes(self, grid: pd.DataFrame) -> pd.Series:
         """Each answer as its round's vote counts it: the run's task vote rule (the study's
         MATH rule unifies ``x`` with a peer's ``{x}``) applied to each round's answers."""
+        rules = {label: info.task.vote_rule() for label, info in self.runs.items()}
+        if all(rule is None for rule in rules.values()):
+            return pd.Series(grid["answer"].to_numpy(dtype=object), index=grid.index, dtype=object)
         votes = list(grid["answer"])
-        for label, info in self.runs.items():
-            rule = info.task.vote_rule()
+        for label, rule in rules.items():
             if rule is None:
                 continue
             rows = grid.index[grid["run"] == label]
@@ -380,6 +427,21 @@ class Analysis:
         return conflict.round_divergence(self.answers, self.triples, self.control_society)
 
     @cached_property
+    def pause(self) -> pd.DataFrame:
+        """Per base society x strategy x round x M (the pause pattern's pause tokens):
+        accuracy, its paired gain over M = 0 and tokens per case, each gain with a bootstrap
+        95% CI; empty for runs without a pause."""
+        from societies.analysis import pause
+
+        sweep = pause.sweep_table(
+            [row for label, info in self.runs.items()
+             for row in pause.sweep_rows(label, info.config, self.society_order(label))]
+        )  # fmt: skip
+        if sweep.empty:  # no table computed for a run without a pause
+            return pd.DataFrame(columns=pause.PAUSE_COLUMNS)
+        return pause.pause_table(self.votes, self.accuracy, self.cost, sweep)
+
+    @cached_property
     def parse_failures(self) -> pd.DataFrame:
         return metrics.parse_failures(self.calls)
 
@@ -477,7 +539,9 @@ class Analysis:
             agents = self.agents[self.agents["run"] == run].sort_values(["society", "agent"])
             cols = ["trait", "role", "backend", "model"]
             members = {
-                str(society): list(group[cols].fillna("").itertuples(index=False, name=None))
+                str(society): list(
+                    group[cols].astype(object).fillna("").itertuples(index=False, name=None)
+                )
                 for society, group in agents.groupby("society", sort=False)
             }
             for society, ref in collab.stopping_references(info.config, members).items():
@@ -542,6 +606,7 @@ class Analysis:
             "table2": table2_long(self),
             **({"reversal_gap": self.reversal_gap} if len(self.probes) else {}),
             **({"edit_adoption": self.edit_adoption} if len(self.claims) else {}),
+            **({"pause": self.pause} if len(self.pause) else {}),
             **(self.conflict_tables() if len(self.triples) else {}),
             "cost": self.cost,
             "cost_by_agent": self.cost_by_agent,

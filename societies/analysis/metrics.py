@@ -15,8 +15,10 @@ study's code (quirks included, said at each function) and ``robust`` rows ours.
 function here is deterministic and reads nothing else, so a metric can be checked against a
 hand-computed value.
 
-Majority voting always goes through :func:`societies.analysis.accuracy.majority_vote`, the one
-implementation of the study's rule.
+Majority voting always goes through :func:`societies.analysis.accuracy.majority_codes` (its
+one-group form ``majority_vote``), the one implementation of the study's rule. Per-row work is
+done on integer codes of the answers (see ``accuracy.factorize``), so that a grid of millions
+of rows costs seconds: Python-level work is per distinct answer, not per row.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from societies.analysis.accuracy import majority_vote
+from societies.analysis.accuracy import factorize, majority_codes
 
 #: Scores a society's majority answer: (run, case_id, answer) -> correct?
 Scorer = Callable[[str, str, str | None], bool]
@@ -62,9 +64,19 @@ def clean_answers(values: Any) -> list[Any]:
     return [None if (v is None or (isinstance(v, float) and v != v)) else v for v in values]
 
 
-def _votes(df: pd.DataFrame) -> list[Any]:
-    """The answers as the vote counts them: ``vote`` when the grid has it, else ``answer``."""
-    return clean_answers(df["vote" if "vote" in df else "answer"].to_numpy(dtype=object))
+def _votes(df: pd.DataFrame) -> np.ndarray:
+    """The answers as the vote counts them: ``vote`` when the grid has it, else ``answer``
+    (an object array; a missing value may be ``None`` or NaN: ``factorize`` makes it ``None``)."""
+    return np.asarray(df["vote" if "vote" in df else "answer"].to_numpy(dtype=object))
+
+
+def _keys(codes: np.ndarray, values: list[Any], paper: np.ndarray) -> np.ndarray:
+    """Each vote's code as answers are compared (``codes``/``values`` from ``factorize``):
+    the vote itself, or for ``paper`` rows its :func:`paper_key` (codes of their own: the two
+    kinds never share a group)."""
+    keys, _ = factorize([paper_key(v) for v in values])
+    paper_codes = keys[codes] + len(values) if len(values) else codes
+    return np.where(paper, paper_codes, codes)
 
 
 def _paper(df: pd.DataFrame) -> np.ndarray:
@@ -80,12 +92,20 @@ def paper_key(answer: str | None) -> str:
     return str(answer).lower().strip()
 
 
+def _unique_sorted(values: np.ndarray) -> np.ndarray:
+    """``np.unique`` by sorting (numpy's hash-based path is much slower on millions of int64)."""
+    values = np.sort(values)
+    return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
+
+
 class _Grouped:
-    """Rows of a frame gathered by key: ``heads`` (one row of keys per group, sorted) and, per
-    group, ``slice(i)`` of any per-row list put in group order by ``take``."""
+    """Rows of a frame gathered by key: ``codes`` (each row's group, numbered in key order),
+    ``heads`` (one row of keys per group, sorted) and, per group, ``slice(i)`` of any per-row
+    list put in group order by ``take``."""
 
     def __init__(self, df: pd.DataFrame, keys: list[str]) -> None:
         codes = df.groupby(keys, sort=True, dropna=False, observed=True).ngroup().to_numpy()
+        self.codes = codes.astype(np.int64, copy=False)
         self.order = np.argsort(codes, kind="stable")
         sorted_codes = codes[self.order]
         boundary = np.r_[True, np.diff(sorted_codes) != 0] if len(codes) else np.zeros(0, bool)
@@ -95,6 +115,18 @@ class _Grouped:
 
     def take(self, values: Any) -> list[Any]:
         return [values[i] for i in self.order]
+
+    def first(self, values: np.ndarray) -> np.ndarray:
+        """Per group: the value of its first row."""
+        return np.asarray(values)[self.order[self.starts]]
+
+    def distinct(self, codes: np.ndarray) -> np.ndarray:
+        """Per group: how many distinct codes its rows hold."""
+        if not self.starts:
+            return np.zeros(0, dtype=np.int64)
+        width = int(codes.max()) + 1
+        pairs = _unique_sorted(self.codes * width + codes)
+        return np.bincount(pairs // width, minlength=len(self.starts))
 
     def all(self, flags: np.ndarray) -> np.ndarray:
         """Per group: whether every row's flag is set."""
@@ -121,20 +153,17 @@ def vote_table(answers: pd.DataFrame, score: Scorer, keys: Sequence[str] = GROUP
     than score them wrong).
     """
     groups = _Grouped(answers, list(keys))
-    values = groups.take(_votes(answers))
-    paper = groups.take(_paper(answers))
-    majority: list[str | None] = []
-    n_distinct: list[int] = []
-    for start, end in zip(groups.starts, groups.ends, strict=True):
-        votes = values[start:end]
-        majority.append(majority_vote(votes))
-        distinct = {paper_key(v) for v in votes} if paper[start] else set(votes)
-        n_distinct.append(len(distinct))
+    votes = _votes(answers)
+    codes, values = factorize(votes)
+    winners = majority_codes(groups.codes, codes, len(groups.starts))
+    majority = [None if w < 0 else values[w] for w in winners]
+    paper = _paper(answers)
+    keys_codes = _keys(codes, values, paper)
     out = groups.heads.assign(
         n_agents=np.subtract(groups.ends, groups.starts),
         majority=pd.Series(majority, dtype=object),
-        n_distinct=n_distinct,
-        extraction=["paper" if paper[start] else "robust" for start in groups.starts],
+        n_distinct=groups.distinct(keys_codes),
+        extraction=np.where(groups.first(paper), "paper", "robust").astype(object),
     )
     out["complete"] = groups.all(_answered(answers))
     run_col = out["run"].to_numpy(dtype=object) if "run" in out else [""] * len(out)
@@ -225,59 +254,101 @@ def conformity(answers: pd.DataFrame, score: Scorer | None = None) -> pd.DataFra
     """
     votes = _votes(answers)
     paper = _paper(answers)
-    frame = answers[[*GROUP, "agent"]].copy()
-    frame["vote"] = pd.Series(votes, index=answers.index, dtype=object)
-    frame["key"] = pd.Series(
-        [paper_key(v) if p else v for v, p in zip(votes, paper, strict=True)],
-        index=answers.index,
-        dtype=object,
+    codes, values = factorize(votes)
+    keys = _keys(codes, values, paper)
+    # A robust row's missing answer is nothing to conform to: no key.
+    if None in values:
+        keys = np.where(~paper & (codes == values.index(None)), -1, keys)
+    ok = _correct_for_conformity(answers, (codes, values), paper, score)
+    groups = _Grouped(answers, GROUP)
+    n_groups = len(groups.starts)
+    complete = groups.all(_answered(answers))
+    # Per group and key: how many of its rows hold that key (``pairs``, sorted), and the
+    # group's top count.
+    width = int(keys.max()) + 1 if len(keys) else 1
+    counted = keys >= 0
+    pairs, counts = np.unique(groups.codes[counted] * width + keys[counted], return_counts=True)
+    top = np.zeros(n_groups, dtype=np.int64)
+    if len(pairs):
+        first = np.flatnonzero(np.r_[True, np.diff(pairs // width) != 0])
+        top[pairs[first] // width] = np.maximum.reduceat(counts, first)
+    prev_row = _previous_rows(answers, groups)
+    mask = (
+        answers["sees_peers"].fillna(False).astype(bool).to_numpy()
+        & (answers["round"] > 0).to_numpy()
     )
-    frame["ok"] = _correct_for_conformity(answers, votes, paper, score)
-    prev = frame.copy()
-    prev["round"] = prev["round"] + 1
-    groups = _Grouped(prev, GROUP)
-    keys = groups.take(prev["key"].to_numpy(dtype=object))
-    sets = [majority_set(keys[a:b]) for a, b in zip(groups.starts, groups.ends, strict=True)]
-    heads = groups.heads.assign(majority_prev=pd.Series(sets, dtype=object))
-    heads = heads[groups.all(_answered(answers))]
-    mask = answers["sees_peers"].fillna(False).astype(bool).to_numpy() & (answers["round"] > 0)
     if "outcome" in answers:
         mask &= answers["outcome"].isin(ANSWERED).to_numpy()
+    mask &= prev_row >= 0
+    rows = np.flatnonzero(mask)
+    pg = groups.codes[prev_row[rows]]
+    rows = rows[complete[pg]]  # what a turn conformed to is unknown when round r-1 is not
+    pg, key = groups.codes[prev_row[rows]], keys[rows]
+    wanted = pg * width + key
+    look = np.minimum(np.searchsorted(pairs, wanted), max(len(pairs) - 1, 0))
+    if len(pairs):
+        held = np.where((key >= 0) & (pairs[look] == wanted), counts[look], 0)
+    else:
+        held = np.zeros(len(rows), dtype=np.int64)
+    conforms = (held > 0) & (top[pg] >= 2) & (held == top[pg])
     extra = [c for c in ("trait", "pattern", "answer", "correct") if c in answers]
-    turns = frame[mask].join(answers.loc[mask, extra])
-    merged = turns.merge(
-        prev[[*GROUP, "agent", "ok"]].rename(columns={"ok": "ok_prev"}), on=[*GROUP, "agent"]
-    )
-    merged = merged.merge(heads, on=GROUP)
-    merged["conforms"] = [
-        k is not None and k in s
-        for k, s in zip(merged["key"], merged["majority_prev"], strict=True)
-    ]
-    before = np.where(merged["ok_prev"].astype(bool), "T", "F")
-    after = np.where(merged["ok"].astype(bool), "T", "F")
-    merged["type"] = np.where(merged["conforms"], np.char.add(np.char.add(before, "→"), after), "")
-    return merged.drop(columns=["majority_prev", "key", "ok", "ok_prev"])
+    merged: pd.DataFrame = answers.iloc[rows][[*GROUP, "agent"]].reset_index(drop=True)
+    merged["vote"] = pd.Series(np.asarray(values, dtype=object)[codes[rows]], dtype=object)
+    for column in extra:
+        merged[column] = answers[column].iloc[rows].reset_index(drop=True)
+    merged["conforms"] = conforms
+    before = np.where(ok[prev_row[rows]], "T", "F")
+    after = np.where(ok[rows], "T", "F")
+    merged["type"] = np.where(conforms, np.char.add(np.char.add(before, "→"), after), "")
+    return merged
+
+
+def _previous_rows(answers: pd.DataFrame, groups: _Grouped) -> np.ndarray:
+    """Per row: the position of the same agent's row in the round before (same run, task,
+    repeat, case, society and strategy), or -1 when there is none."""
+    heads = groups.heads
+    if heads.empty:
+        return np.full(len(answers), -1, dtype=np.int64)
+    # Groups are numbered in key order with ``round`` last: a group's previous round, when
+    # it exists, is the group just before it.
+    case = heads.groupby(CASE, sort=False, dropna=False, observed=True).ngroup().to_numpy()
+    rounds = heads["round"].to_numpy(dtype=np.int64)
+    has_prev = np.r_[False, (case[1:] == case[:-1]) & (rounds[1:] - 1 == rounds[:-1])]
+    prev_group = np.where(has_prev, np.arange(len(heads)) - 1, -1)[groups.codes]
+    agents = answers["agent"].to_numpy(dtype=np.int64)
+    span = int(agents.max()) + 1
+    row_key = groups.codes * span + agents
+    order = np.argsort(row_key, kind="stable")
+    wanted = prev_group * span + agents
+    at = np.minimum(np.searchsorted(row_key[order], wanted), len(order) - 1)
+    hit = (prev_group >= 0) & (row_key[order][at] == wanted)
+    return np.where(hit, order[at], -1)
 
 
 def _correct_for_conformity(
-    answers: pd.DataFrame, votes: list[Any], paper: np.ndarray, score: Scorer | None
+    answers: pd.DataFrame,
+    votes: tuple[np.ndarray, list[Any]],
+    paper: np.ndarray,
+    score: Scorer | None,
 ) -> np.ndarray:
     """Each row's correctness as conformity types it: the ``correct`` column, or for ``paper``
-    rows (when a scorer is given) the score of the stripped vote, as the study graded it."""
+    rows (when a scorer is given) the score of the stripped vote, as the study graded it
+    (scored once per distinct run, case and vote; ``votes``: codes and values)."""
     correct = answers["correct"].fillna(False).astype(bool).to_numpy().copy()
     if score is None or not paper.any():
         return correct
-    runs = answers["run"].to_numpy(dtype=object)
-    cases = answers["case_id"].to_numpy(dtype=object)
-    cache: dict[tuple[Any, Any, Any], bool] = {}
-    for i in np.flatnonzero(paper):
-        vote = votes[i]
-        key = (runs[i], cases[i], vote)
-        if key not in cache:
-            cache[key] = vote is not None and bool(
-                score(str(runs[i]), str(cases[i]), str(vote).strip())
-            )
-        correct[i] = cache[key]
+    rows = np.flatnonzero(paper)
+    run_codes, runs = pd.factorize(answers["run"].to_numpy(dtype=object)[rows])
+    case_codes, cases = pd.factorize(answers["case_id"].to_numpy(dtype=object)[rows])
+    codes, values = votes
+    combined = (run_codes.astype(np.int64) * len(cases) + case_codes) * len(values) + codes[rows]
+    distinct, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    verdict = np.zeros(len(distinct), dtype=bool)
+    for i, at in enumerate(first):
+        vote = values[codes[rows[at]]]
+        run, case = runs[run_codes[at]], cases[case_codes[at]]
+        verdict[i] = vote is not None and bool(score(str(run), str(case), str(vote).strip()))
+    correct[rows] = verdict[inverse.reshape(-1)]
     return correct
 
 
@@ -298,14 +369,17 @@ def consensus(votes: pd.DataFrame) -> pd.DataFrame:
     """Distinct answers per round (``None`` is one value), mean over cases and repeats; the
     share divides by the number of agents, which compares societies of different sizes
     (1/n = full agreement, 1 = every agent different). Incomplete groups are left out."""
-    done = votes[votes["complete"]].assign(share=lambda d: d["n_distinct"] / d["n_agents"])
+    done = votes[votes["complete"]].assign(
+        share=lambda d: d["n_distinct"] / d["n_agents"], one=lambda d: d["n_distinct"] == 1
+    )
     grouped = done.groupby(CELL, observed=True)
     out = grouped.agg(
         distinct=("n_distinct", "mean"),
         distinct_share=("share", "mean"),
-        unanimous=("n_distinct", lambda s: float((s == 1).mean())),
+        unanimous=("one", "mean"),
         n=("n_distinct", "size"),
     )
+    out["unanimous"] = out["unanimous"].astype(float)
     return out.reset_index()
 
 
@@ -351,15 +425,27 @@ def behaviour(votes: pd.DataFrame) -> pd.DataFrame:
         rounds=("round", "size"),
         last_round=("round", "max"),
         extraction=("extraction", "first"),
-        pattern=("correct", lambda s: "".join("1" if v else "0" for v in s)),
     ).reset_index()
+    # The correctness string of each group, its rows in round order (groups come out in the
+    # order they first appear, as ``sort=False`` lists them).
+    codes = grouped.ngroup().to_numpy()
+    order = np.argsort(codes, kind="stable")
+    bits = "".join(np.where(ordered["correct"].to_numpy(dtype=bool)[order], "1", "0"))
+    ends = np.cumsum(np.bincount(codes, minlength=len(out)))
+    starts = np.r_[0, ends[:-1]] if len(ends) else ends
+    out["pattern"] = [bits[a:b] for a, b in zip(starts, ends, strict=True)]
     out = out[out["complete"] & (out["rounds"] == out["last_round"] + 1)]
-    out = out.assign(
-        category=[
-            behaviour_category(p, e == "paper")
-            for p, e in zip(out["pattern"], out["extraction"], strict=True)
-        ]
-    )
+    kinds: dict[tuple[str, bool], str] = {}
+    categories = []
+    for key in zip(
+        out["pattern"].to_numpy(dtype=object),
+        out["extraction"].to_numpy(dtype=object) == "paper",
+        strict=True,
+    ):
+        if key not in kinds:
+            kinds[key] = behaviour_category(*key)
+        categories.append(kinds[key])
+    out = out.assign(category=categories)
     drop = ["complete", "rounds", "last_round", "extraction"]
     return out.drop(columns=drop).reset_index(drop=True)
 

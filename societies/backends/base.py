@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from societies.config.models import ModelSpec
 from societies.errors import ModelError
+from societies.society.patterns import FILLER_ENDS, split_filler
 from societies.store.records import CallKey, Step
 
 __all__ = ["CallKey", "Step"]  # re-exported: backends name calls by them
@@ -98,6 +99,10 @@ class ModelBackend(ABC, Generic[OptionsT]):
     #: Answers cost nothing and are remade identically (the simulator): the runner then need
     #: not commit each answer before admitting the next call.
     free: ClassVar[bool] = False
+    #: The backend appends pause tokens of its own after the prompt (the pause pattern,
+    #: ``society.patterns.Pause``): M then reaches it as the ``pause_tokens`` generation
+    #: parameter; any other backend gets M filler periods in the turn's message instead.
+    native_pause: ClassVar[bool] = False
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
@@ -168,5 +173,13 @@ def estimate_tokens(text: str) -> int:
 
 def estimate_prompt_tokens(messages: Sequence[ChatMessage]) -> int:
     """Content tokens plus OpenAI's documented overhead of ~3 tokens per message and 3 to
-    prime the reply."""
-    return 3 + sum(3 + estimate_tokens(m["content"]) for m in messages)
+    prime the reply. A pause filler (``society.patterns.Pause``) counts one token per filler
+    period, not four characters a token: it is spaced so that tokenizers cannot merge it."""
+    total = 3
+    for m in messages:
+        content = m["content"]
+        if content.endswith(FILLER_ENDS):  # rare: checked before any other work
+            content, pause = split_filler(content)
+            total += pause
+        total += 3 + (len(content) + 3) // 4  # estimate_tokens, inlined: called on every call
+    return total

@@ -2,11 +2,12 @@
 
 It plays the part the study's agents play: it knows the case's ground truth (handed over by the
 scheduler through the simulated models' own hook, ``SimulatedBackend.simulate``), answers
-correctly with a per-task probability (lower on the backward half of a reversal probe) or with
-its private briefing's answer when it has one, conforms to the other agents' majority in a
-debate with a probability that depends on its trait, and on reflection mostly keeps its answer
-and sometimes corrects it. Every draw comes from a random generator seeded by the call's position
-in the experiment, so results do not depend on the order calls complete.
+correctly with a per-task probability (lower on the backward half of a reversal probe, higher
+after a pause) or with its private briefing's answer when it has one, conforms to the other
+agents' majority in a debate with a probability that depends on its trait, and on reflection
+mostly keeps its answer and sometimes corrects it. Every draw comes from a random generator
+seeded by the call's position in the experiment, so results do not depend on the order calls
+complete.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from societies.backends.base import (
     register_backend,
 )
 from societies.backends.simulated import GroundTruth, SimulatedBackend, simulated_task
+from societies.society.patterns import split_filler
 
 DEFAULT_ACCURACY = {"mmlu": 0.6, "math": 0.45, "chess": 0.4}
 
@@ -75,6 +77,15 @@ class SimOptions(BaseModel):
         description="A backward probe (case field direction: backward) is answered correctly, "
         "and fixed on reflection, at this factor times the usual rate (GPT-4 on celebrity "
         "parents: 33% / 79%).",
+    )
+    pause_gain: Probability = Field(
+        0.2,
+        description="The pause pattern: M pause tokens before an answer turn this share times "
+        "M / (M + pause_half) of the answers that would be wrong (first answers, and fixes on "
+        "reflection) right; 0 models a model not trained with pauses.",
+    )
+    pause_half: float = Field(
+        8.0, gt=0, description="The M at which a pause gives half of pause_gain."
     )
     edit_distortion: float = Field(
         0.0,
@@ -138,7 +149,7 @@ class SimBackend(SimulatedBackend[SimOptions]):
             briefed = truth.briefed_answer
             if briefed and self._rng(truth, "|briefing").random() < opts.briefing_trust:
                 return sim.sim_reply(case, briefed, rng)
-            accuracy = self._accuracy(task.name) * self._recall(truth)
+            accuracy = self._paused(request, self._accuracy(task.name) * self._recall(truth))
             answer = sim.sim_answer(case, rng.random() < accuracy, rng)
         else:
             answer = previous
@@ -160,7 +171,9 @@ class SimBackend(SimulatedBackend[SimOptions]):
                 correct = task.score(previous, case)
                 if correct and rng.random() >= opts.reflection_keep:
                     answer = sim.sim_answer(case, False, rng)
-                elif not correct and rng.random() < opts.reflection_fix * self._recall(truth):
+                elif not correct and rng.random() < self._paused(
+                    request, opts.reflection_fix * self._recall(truth)
+                ):
                     answer = sim.sim_answer(case, True, rng)
         return sim.sim_reply(case, answer, rng)
 
@@ -192,6 +205,17 @@ class SimBackend(SimulatedBackend[SimOptions]):
         if truth.briefed_answer == "":
             factor *= 1 - self.options.edit_distortion
         return factor
+
+    def _paused(self, request: GenerateRequest, p: float) -> float:
+        """P(right) after the turn's pause: the model reads M where a real one would, from
+        the filler at the end of its request (``society.patterns.Pause``), and a pause turns
+        ``pause_gain * M / (M + pause_half)`` of the wrong answers right. Without a pause p
+        is returned unchanged, so every draw is the one an unpaused agent makes."""
+        _, tokens = split_filler(request.messages[-1]["content"]) if request.messages else ("", 0)
+        if not tokens:
+            return p
+        opts = self.options
+        return p + (1 - p) * opts.pause_gain * tokens / (tokens + opts.pause_half)
 
     def _accuracy(self, task_name: str) -> float:
         acc = self.options.accuracy

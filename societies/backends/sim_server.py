@@ -46,6 +46,7 @@ from societies.config.models import ModelSpec
 from societies.plan.plan import Plan
 from societies.plan.resolve import load_plans
 from societies.society.agents import Agent
+from societies.society.patterns import split_filler
 from societies.society.traits import BUILTIN_TRAITS, Trait
 from societies.tasks.base import Case
 
@@ -170,8 +171,8 @@ class CaseIndex:
         if round_index:
             lines = messages[-1]["content"].splitlines()
             peers = tuple(line for line in lines if plan.task.parse(line) is not None)
-        agent = Agent(0, "agent", self.trait_of(plan, case, messages[0]["content"]), None,
-                      ModelSpec())  # fmt: skip
+        persona, _ = split_filler(messages[0]["content"])  # a paused role-play turn
+        agent = Agent(0, "agent", self.trait_of(plan, case, persona), None, ModelSpec())
         truth = GroundTruth(
             digest, plan.task, case, agent, round_index, "answer", None, peers,
             plan.experiment.seed,

@@ -8,6 +8,14 @@ with different generation parameters never share a batch. With ``temperature`` 0
 default) decoding is greedy and replies are deterministic; with sampling, ``seed`` seeds each
 batch, so replies depend on how calls were batched.
 
+The pause pattern (``society.patterns.Pause``) reaches this backend as the generation
+parameter ``pause_tokens`` (M): M copies of the ``<pause>`` token are appended after each
+prompt's token ids, so generation starts after the last pause, as in the paper's inference.
+A tokenizer without ``<pause>`` gets it as a special token on the first such request, with one
+new embedding row (the mean of the others: deterministic, where a random initialisation would
+depend on the process); an added token is untrained, so it is then never generated, which
+also keeps replies without a pause the same as before it was added.
+
 torch and transformers are imported only when the backend is created, so the rest of the
 package (and its tests) never needs them.
 """
@@ -36,6 +44,7 @@ from societies.backends.base import (
     register_backend,
 )
 from societies.config.models import ModelSpec
+from societies.society.patterns import PAUSE_PARAM, PAUSE_TOKEN
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +83,7 @@ class TransformersBackend(ModelBackend[TransformersOptions]):
     name = "transformers"
     Options = TransformersOptions
     transport_options = frozenset({"batch_wait_ms"})
+    native_pause = True
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -105,6 +115,9 @@ class TransformersBackend(ModelBackend[TransformersOptions]):
         )
         self._queue: asyncio.Queue[_Pending] | None = None
         self._worker: asyncio.Task[None] | None = None
+        #: The pause token's id once a request asked for pauses; whether this backend added it.
+        self._pause_id: int | None = None
+        self._pause_added = False
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         if self._queue is None:
@@ -168,6 +181,7 @@ class TransformersBackend(ModelBackend[TransformersOptions]):
         opts = self.options
         params = requests[0].params
         max_new = int(params.get("max_tokens") or opts.max_new_tokens)
+        pause = int(params.get(PAUSE_PARAM) or 0)
         out: list[GenerateResult | Exception | None] = [None] * len(requests)
         prompts: list[str] = []
         index: list[int] = []
@@ -176,17 +190,37 @@ class TransformersBackend(ModelBackend[TransformersOptions]):
                 [dict(m) for m in request.messages], tokenize=False, add_generation_prompt=True
             )
             length = len(tok(text, add_special_tokens=False)["input_ids"])
-            if self.window is not None and length + max_new > self.window:
+            if self.window is not None and length + pause + max_new > self.window:
+                paused = f" + {pause} pause" if pause else ""
                 out[i] = ContextExceededError(
-                    f"{length} prompt tokens + {max_new} new exceed the context window "
+                    f"{length} prompt tokens{paused} + {max_new} new exceed the context window "
                     f"of {self.window}"
                 )
             else:
                 prompts.append(text)
                 index.append(i)
         if prompts:
-            self._decode_into(out, prompts, index, params, max_new)
+            self._decode_into(out, prompts, index, params, max_new, pause)
         return [r if r is not None else CallFailedError("no result") for r in out]
+
+    def _pause_token(self) -> int:
+        """The id of ``<pause>``, added to the tokenizer (and a row to the embeddings) when
+        the model lacks it. Runs in the worker thread, between batches."""
+        if self._pause_id is not None:
+            return self._pause_id
+        tok, torch = self.tokenizer, self.torch
+        if PAUSE_TOKEN not in tok.get_vocab():
+            old = self.model.get_input_embeddings().weight.shape[0]
+            tok.add_tokens([PAUSE_TOKEN], special_tokens=True)
+            self.model.resize_token_embeddings(len(tok), mean_resizing=False)
+            with torch.no_grad():
+                for emb in (self.model.get_input_embeddings(), self.model.get_output_embeddings()):
+                    if emb is not None and emb.weight.shape[0] > old:
+                        emb.weight[old:] = emb.weight[:old].mean(dim=0)
+            self._pause_added = True
+            log.info("transformers: added %s to the tokenizer of %s", PAUSE_TOKEN, self.spec.name)
+        self._pause_id = int(tok.convert_tokens_to_ids(PAUSE_TOKEN))
+        return self._pause_id
 
     def _decode_into(
         self,
@@ -195,13 +229,26 @@ class TransformersBackend(ModelBackend[TransformersOptions]):
         index: list[int],
         params: Any,
         max_new: int,
+        pause: int,
     ) -> None:
         torch, tok = self.torch, self.tokenizer
-        encoded = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(
-            self.device
-        )
+        encoded = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        if pause:
+            # Left padding: every row's prompt ends at the last column, so the pauses follow
+            # each prompt directly.
+            pause_id = self._pause_token()
+            rows = encoded["input_ids"].shape[0]
+            encoded["input_ids"] = torch.cat(
+                [encoded["input_ids"], torch.full((rows, pause), pause_id, dtype=torch.long)], 1
+            )
+            encoded["attention_mask"] = torch.cat(
+                [encoded["attention_mask"], torch.ones((rows, pause), dtype=torch.long)], 1
+            )
+        encoded = encoded.to(self.device)
         temperature = float(params.get("temperature", 0) or 0)
         kwargs: dict[str, Any] = {"max_new_tokens": max_new, "pad_token_id": tok.pad_token_id}
+        if self._pause_added:
+            kwargs["suppress_tokens"] = [self._pause_id]
         if temperature > 0:
             kwargs.update(do_sample=True, temperature=temperature)
             if "top_p" in params:

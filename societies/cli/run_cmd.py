@@ -223,6 +223,7 @@ def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: Cost
     from societies.analysis.reversal import reversal_lines
     from societies.analysis.tables import accuracy_rows
     from societies.cli.collab_tables import print_collab_tables, print_dynamics_table
+    from societies.cli.pause_table import print_pause_table
 
     out = Console()
     analysis = load_run(store.path)
@@ -257,6 +258,8 @@ def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: Cost
         out.print(f"cost of this invocation: ${meter.spent:.4f}{unpriced}")
     for line in reversal_lines(analysis.reversal_gap):
         out.print(line, markup=False, highlight=False, soft_wrap=True)
+    if any(spec.pause is not None for spec in plan.experiment.societies):
+        print_pause_table(out, analysis.pause)
     if len(analysis.triples):
         from societies.analysis.conflict import conflict_lines
 

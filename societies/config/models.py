@@ -7,7 +7,7 @@ printed by ``societies schema`` is generated from these classes.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -19,6 +19,11 @@ MAX_AGENTS = 1_000
 MAX_ROUNDS = 64
 MAX_REPEATS = 100_000
 MAX_CONCURRENCY = 10_000
+#: The most pause tokens before an answer: thousands before every answer is a typo, not a delay.
+MAX_PAUSE = 4096
+
+#: M, a number of pause tokens: an integer (strictly: 2.5, "2" or true are errors) from 0.
+PauseTokens = Annotated[int, Field(ge=0, le=MAX_PAUSE, strict=True)]
 
 
 class Frozen(BaseModel):
@@ -113,6 +118,14 @@ class JudgeSpec(Frozen):
     )
 
 
+class Expansion(NamedTuple):
+    """One society a spec stands for: its ``easy_going`` value, confederate count and M."""
+
+    easy_going: int | None
+    confederates: int | None
+    pause: int | None
+
+
 class SocietySpec(Frozen):
     """Either an explicit list of agents (or trait names), or the study's shorthand:
     ``agents: 3`` with ``easy_going: k`` (easy-going agents first, then overconfident).
@@ -149,10 +162,19 @@ class SocietySpec(Frozen):
         "(each with a fixed count).",
     )
 
-    def expansions(self) -> list[tuple[int | None, int | None]]:
+    pause: PauseTokens | list[PauseTokens] | None = Field(
+        None,
+        description="The pause pattern: M pause tokens before every answer of every agent "
+        "(the transformers backend appends M <pause> tokens after the prompt; other backends "
+        "get M filler periods at the end of the turn's message). A list expands to one "
+        "society per value, named <name>-pause<M>.",
+    )
+
+    def expansions(self) -> list[Expansion]:
         """The societies this spec stands for, in order: per ``easy_going`` value (``None``
-        without a list) and per confederate count of a ``count`` list (``None`` without one).
-        The resolver and analysis (which maps a run's societies back to their specs) share it."""
+        without a list), per confederate count of a ``count`` list (``None`` without one), per
+        ``pause`` value (``None``: no pause). The resolver and analysis (which maps a run's
+        societies back to their specs) share it."""
         ks: list[int | None] = (
             list(self.easy_going) if isinstance(self.easy_going, list) else [self.easy_going]
         )
@@ -160,7 +182,10 @@ class SocietySpec(Frozen):
         group = self.confederates
         if isinstance(group, Confederates) and isinstance(group.count, list):
             counts = list(group.count)
-        return [(k, c) for k in ks for c in counts]
+        pauses: list[int | None] = (
+            list(self.pause) if isinstance(self.pause, list) else [self.pause]
+        )
+        return [Expansion(k, c, m) for k in ks for c in counts for m in pauses]
 
 
 class BudgetMatch(Frozen):

@@ -42,8 +42,9 @@ from societies.society.agents import (
     expanded_names,
     merge_model,
     model_traits,
+    pause_sweep,
 )
-from societies.society.patterns import BUILTIN_PATTERNS, Pattern
+from societies.society.patterns import BUILTIN_PATTERNS, PAUSE_PARAM, Pattern, Pause
 from societies.society.prompts import PromptSet
 from societies.society.scripted import ScriptError, check_script
 from societies.society.strategy import (
@@ -300,7 +301,13 @@ def _resolve_societies(
     for s_index, spec in enumerate(experiment.societies):
         base: PathKey = ("societies", s_index)
         groups = _confederate_groups(spec, base, loc)
-        for name, k, count in expanded_names(spec):
+        sweep = pause_sweep(spec.pause)
+        if not sweep:
+            raise loc.error((*base, "pause"), "give at least one M (a number of pause tokens)")
+        twice = sorted({m for m in sweep if sweep.count(m) > 1}, key=str)
+        if twice:
+            raise loc.error((*base, "pause"), f"lists M = {twice[0]} twice")
+        for name, k, count, tokens in expanded_names(spec):
             agent_specs = _agent_specs(spec, k, base, loc)
             agents_out: list[Agent] = []
             for a_index, a in enumerate(agent_specs):
@@ -315,6 +322,7 @@ def _resolve_societies(
                 model = _paths_from(base_dir, merge_model(experiment.model, spec.model, override))
                 if override is not None or spec.model is not None:
                     _check_backend(model, (*a_path, "model"), loc)
+                model, pause = _paused(model, tokens)
                 agents_out.append(
                     Agent(
                         index=a_index,
@@ -323,6 +331,7 @@ def _resolve_societies(
                         role=None if isinstance(a, str) else a.role,
                         model=model,
                         briefing=(None if isinstance(a, str) else a.briefing) or spec.briefing,
+                        pause=pause,
                     )
                 )
             for group, n in groups:
@@ -341,6 +350,18 @@ def _resolve_societies(
             judge = _judge(experiment, spec, traits, base, loc, base_dir)
             societies.append(_collab(spec, name, tuple(agents_out), judge, base, loc))
     return societies
+
+
+def _paused(model: ModelSpec, tokens: int | None) -> tuple[ModelSpec, Pause | None]:
+    """An agent's model and pause for M pause tokens: a backend with a pause token of its own
+    receives M as a generation parameter (so it is stored and hashed with the params), any
+    other the filler in its messages (see ``Pause``). M = 0 asks exactly what no pause asks."""
+    if not tokens:
+        return model, None
+    if get_backend_class(model.backend).native_pause:
+        params = {**model.params, PAUSE_PARAM: tokens}
+        return model.model_copy(update={"params": params}), Pause(tokens, filler=False)
+    return model, Pause(tokens, filler=True)
 
 
 #: The trait a confederate is stored with (it has no persona: it never asks a model).

@@ -77,16 +77,18 @@ def _summary(analysis: Analysis) -> list[dict[str, Any]]:
     calls = analysis.calls
     for label, info in analysis.runs.items():
         mine = calls[calls["run"] == label]
-        outcomes = mine["outcome"].value_counts().to_dict()
+        outcomes = {k: v for k, v in mine["outcome"].value_counts().to_dict().items() if v}
         answer = mine[(mine["step"] == "answer") & (mine["outcome"] == "ok")]
         experiment = info.config
+        # One name per distinct backend and model, not per call (a million at scale).
+        pairs = mine[["backend", "model"]].drop_duplicates().itertuples(index=False, name=None)
         rows.append(
             {
                 "label": label,
                 "path": str(info.path),
                 "task": info.task_name,
                 "prompts": experiment.get("prompts", ""),
-                "models": ", ".join(sorted(set(map(_model_name, mine["backend"], mine["model"])))),
+                "models": ", ".join(sorted({_model_name(str(b), str(m)) for b, m in pairs})),
                 "cases": len(info.cases),
                 "repeats": int(mine["repeat"].max()) + 1 if len(mine) else 0,
                 "societies": ", ".join(analysis.society_order(label)),
@@ -293,6 +295,18 @@ def _dynamics(analysis: Analysis) -> dict[str, pd.DataFrame]:
     return {name: t for name, t in tables.items() if len(t)}
 
 
+def _pause_section(analysis: Analysis, image: str | None) -> dict[str, Any] | None:
+    """The "accuracy against M" section of a run with the pause pattern: its figure and the
+    pause table (every round), or ``None``."""
+    table = analysis.pause
+    if table.empty:
+        return None
+    shown = table.drop(columns=["task"]).rename(
+        columns={"base": "society", "society": "run society", "pause": "M"}
+    )
+    return {"image": image, "table": Markup(_html_table(shown))}
+
+
 def render_report(
     analysis: Analysis,
     *,
@@ -333,6 +347,7 @@ def render_report(
         ),
     }
     tables = {**tables, **{name: t for name, t in extra.items() if len(t)}}
+    pause = _pause_section(analysis, images.pop("accuracy_vs_pause", None))
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("societies.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -357,6 +372,7 @@ def render_report(
         tables={name: Markup(_html_table(t)) for name, t in tables.items()},
         dynamics={name: Markup(_html_table(t)) for name, t in _dynamics(analysis).items()},
         images=images,
+        pause=pause,
         transcripts=Markup(
             script_json(_transcripts(analysis, transcript_repeats, transcript_cases, transcripts))
         ),

@@ -147,10 +147,16 @@ def _tree_tokens(
         i = agent.index
         reply = texts.reply(agent)
         persona, first = texts.first(agent, case)
+        # The pause pattern: M more prompt tokens in every call; the filler of an API backend
+        # stays in the conversation, a local model's pause tokens do not.
+        pause = agent.pause.tokens if agent.pause is not None else 0
+        kept = pause if agent.pause is not None and agent.pause.filler else 0
+        first += pause
         calls, prompt, completion = 1, first, reply
         if plan.prompts.persona_call:
-            calls, prompt, completion = 2, first + persona, reply + 1
-        stack = [(child, first) for child in tree.children]
+            first += kept  # the role-play turn's filler, read again by the first answer
+            calls, prompt, completion = 2, first + persona + pause, reply + 1
+        stack = [(child, first - pause + kept) for child in tree.children]
         while stack:
             node, parent_prompt = stack.pop()
             assert node.plan is not None
@@ -160,11 +166,11 @@ def _tree_tokens(
                 heard = society.topology.neighbours(node.round, i, society.size)
                 peers = sum(1 for j in heard if sees[node.plan[j]])
             turn = texts.turn(case, pattern, node.round, peers, reply)
-            here = parent_prompt + 2 * MESSAGE_TOKENS + reply + turn
+            here = parent_prompt + 2 * MESSAGE_TOKENS + reply + turn + pause
             calls += 1
             prompt += here
             completion += reply
-            stack.extend((child, here) for child in node.children)
+            stack.extend((child, here - pause + kept) for child in node.children)
         out.append((calls, prompt, completion))
     return out
 

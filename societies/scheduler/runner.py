@@ -390,6 +390,8 @@ class Runner:
         """One call: the agent's conversation so far (``parent``'s, with its reply), then the
         ``added`` messages."""
         key = t.key(node, agent.index, step)
+        if agent.pause is not None:
+            added = agent.pause.delay(added)  # the pause pattern's filler, if it has one
         messages = added if parent is None else (*parent.messages, *added)
         parent_id = None if parent is None else parent.call_id
         case = t.case

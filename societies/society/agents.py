@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import ValidationError
 
 from societies.config.collab import ConfederateAnswer, Confederates, Fixed
 from societies.config.models import ModelOverride, ModelSpec, SocietySpec
+from societies.society.patterns import Pause
 from societies.society.topology import FULL, CommGraph
 from societies.society.traits import Trait
 
@@ -46,6 +50,8 @@ class Agent:
     model: ModelSpec
     #: Private information rendered per case for this agent only.
     briefing: BriefingSpec | None = None
+    #: M pause tokens before each of its replies (``None``: no pause, the study's requests).
+    pause: Pause | None = None
     #: A confederate's script: it makes no model call and answers as scripted.
     script: Script | None = None
 
@@ -103,6 +109,32 @@ def default_society_name(traits: list[str]) -> str:
     return "-".join(traits)
 
 
+def pause_sweep(pause: int | list[int] | None) -> list[int | None]:
+    """A society spec's pause values, one per society it expands to (``None``: no pause)."""
+    return list(pause) if isinstance(pause, list) else [pause]
+
+
+def pause_name(name: str, pause: int | list[int] | None, tokens: int | None) -> str:
+    """A society's name within a sweep over M: ``<name>-pause<M>`` when ``pause`` is a list."""
+    return f"{name}-pause{tokens}" if isinstance(pause, list) else name
+
+
+def expand_specs(specs: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], int | None]]:
+    """Each society spec of an experiment (as stored with a run) once per society it stands
+    for, with that society's M, in the order the plan resolver builds them
+    (``SocietySpec.expansions``: easy_going values x confederate counts x pause values)."""
+    out: list[tuple[Mapping[str, Any], int | None]] = []
+    for spec in specs:
+        try:
+            pauses = [e.pause for e in SocietySpec.model_validate(spec).expansions()]
+        except ValidationError:  # a store written by another version: the older rule
+            ks = spec.get("easy_going")
+            pauses = [m for _ in (ks if isinstance(ks, list) else [ks])
+                      for m in pause_sweep(spec.get("pause"))]  # fmt: skip
+        out.extend((spec, m) for m in pauses)
+    return out
+
+
 def model_traits(spec: SocietySpec, k: int | None) -> list[str]:
     """The trait names of one expansion's model agents (``k``: its easy_going value): the
     study's shorthand ``agents: n`` is k easy-going agents, then n - k overconfident ones."""
@@ -112,20 +144,22 @@ def model_traits(spec: SocietySpec, k: int | None) -> list[str]:
     return [a if isinstance(a, str) else a.trait for a in spec.agents]
 
 
-def expanded_names(spec: SocietySpec) -> list[tuple[str, int | None, int | None]]:
+def expanded_names(
+    spec: SocietySpec,
+) -> list[tuple[str, int | None, int | None, int | None]]:
     """Each society ``spec`` stands for (``SocietySpec.expansions``, in order) as (name,
-    easy_going value, confederate count). One rule for the resolver, which names the
+    easy_going value, confederate count, M). One rule for the resolver, which names the
     societies it plans, and analysis, which finds a stored society's spec by its name: the
     given name, with ``-<k>eg`` for a list of ``easy_going`` values and ``-<c>c`` for a list
     of confederate counts; unnamed, the study's default from the model agents' traits (and
-    ``-<c>c``, its confederates, when it has any)."""
+    ``-<c>c``, its confederates, when it has any); then ``-pause<M>`` for a list of M."""
     groups: list[Confederates] = []
     if isinstance(spec.confederates, Confederates):
         groups = [spec.confederates]
     elif spec.confederates is not None:
         groups = list(spec.confederates)
     out = []
-    for k, count in spec.expansions():
+    for k, count, tokens in spec.expansions():
         if spec.name is None:
             name = default_society_name(model_traits(spec, k))
             if spec.confederates is not None:
@@ -136,7 +170,7 @@ def expanded_names(spec: SocietySpec) -> list[tuple[str, int | None, int | None]
                 name = f"{name}-{k}eg"
             if count is not None:
                 name = f"{name}-{count}c"
-        out.append((name, k, count))
+        out.append((pause_name(name, spec.pause, tokens), k, count, tokens))
     return out
 
 

@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import socket
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -20,6 +21,9 @@ from types import TracebackType
 from societies.errors import StoreError
 
 LOCK_FILE = ".lock"
+#: How long ``acquire`` keeps trying before it refuses: a reader probing the lock
+#: (``is_held``) holds it for microseconds, which must not turn a run away.
+ACQUIRE_PATIENCE = 0.25
 
 
 class RunLock:
@@ -37,7 +41,7 @@ class RunLock:
                 f"{self.path}: cannot lock the run directory ({exc.strerror})"
             ) from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock_patiently(fd)
         except BlockingIOError:
             os.close(fd)
             raise StoreError(
@@ -74,6 +78,43 @@ class RunLock:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+def _flock_patiently(fd: int) -> None:
+    """Take the lock, retrying for ``ACQUIRE_PATIENCE`` seconds: a probe's instant is waited
+    out, a real holder (an invocation lasts seconds at least) is not."""
+    deadline = time.monotonic() + ACQUIRE_PATIENCE
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
+def is_held(run_dir: Path) -> bool:
+    """Whether another process holds the run directory's lock (a run or a re-score writing).
+
+    A non-blocking probe: a shared lock taken and dropped at once on a read-only descriptor,
+    so it works on a read-only directory, never creates the lock file (no file: nobody ever
+    locked it, or it was removed) and never waits. The kernel drops a dead holder's lock, so
+    a killed run reads as not held, with no guess from timestamps or pids.
+    """
+    try:
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing the descriptor drops the probe's lock, if it took it
+    return False
 
 
 def holder(path: Path) -> str:

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from societies.store import queries
 from societies.store.db import STORE_FILE
+from societies.store.lock import is_held
 from societies.store.queries import TranscriptQuery, TranscriptRef
 from societies.view.runs import TotalsCache, cost, status
 
@@ -91,7 +92,7 @@ class Viewer:
         run = queries.run_facts(path)
         totals = self.totals.get(path, run)
         planned = totals.planned if totals else None
-        state, why = status(run, planned)
+        state, why = status(run, planned, locked=is_held(path.parent))
         return {
             "id": rid, "path": str(path.parent), "name": run.name, "task": run.task,
             "prompts": run.prompts, "models": run.agent_models, "societies": run.societies,

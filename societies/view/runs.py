@@ -10,34 +10,25 @@ everything is counted again, since a resumed run may rewrite rows in place.
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from societies.store import queries
 from societies.store.queries import RunFacts
 
-#: A run whose last invocation never finished counts as running while its store has been
-#: written within this many seconds; after that the process is taken to be gone.
-STALE_SECONDS = 120.0
 
+def status(run: RunFacts, planned: int | None, *, locked: bool) -> tuple[str, str]:
+    """(status, why): running, done, incomplete (stopped, failed, interrupted) or empty.
 
-def _age(stamp: str | None) -> float:
-    if not stamp:
-        return float("inf")
-    return time.time() - datetime.fromisoformat(stamp).astimezone(UTC).timestamp()
-
-
-def status(run: RunFacts, planned: int | None) -> tuple[str, str]:
-    """(status, why): running, done, incomplete (stopped, failed, interrupted) or empty."""
+    ``locked``: whether a process holds the run directory's lock (``store.lock.is_held``),
+    which is what running means: the kernel releases a killed run's lock, so no staleness
+    guess is needed."""
+    if locked:
+        return "running", "a process holds this run's lock (a run or a re-score is writing)"
     last = run.invocations[-1] if run.invocations else None
     if last is not None and last.finished_at is None:
-        fresh = min(_age(run.last_call_at), _age(last.started_at), _age(run.created_at))
-        if fresh < STALE_SECONDS:
-            return "running", "a run is writing to this store"
         return "incomplete", "interrupted: the last run never finished (killed?)"
     enough = planned is None or run.calls_done >= planned
     if last is not None and last.status == "done" and enough:
