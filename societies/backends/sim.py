@@ -64,6 +64,12 @@ class SimOptions(BaseModel):
         "and fixed on reflection, at this factor times the usual rate (GPT-4 on celebrity "
         "parents: 33% / 79%).",
     )
+    questionnaire_noise: float = Field(
+        1.0,
+        ge=0,
+        description="Standard deviation (scale points) of a questionnaire rating around the one "
+        "its trait implies: confidence from 1 - conformity, openness from conformity.",
+    )
     context_window: int = Field(16385, ge=1, description="Prompt tokens above this overflow.")
     latency_ms: float = Field(0.0, ge=0, description="Simulated latency of every call.")
     seed: int = 0
@@ -85,7 +91,12 @@ class SimBackend(SimulatedBackend[SimOptions]):
             raise ContextExceededError(
                 f"{prompt_tokens} prompt tokens exceed the context window of {opts.context_window}"
             )
-        text = "ok" if truth.step == "persona" else self._answer(request, truth)
+        if truth.step == "persona":
+            text = "ok"
+        elif truth.step == "questionnaire":
+            text = self._ratings(truth)
+        else:
+            text = self._answer(request, truth)
         return GenerateResult(
             text=text,
             usage=Usage(prompt_tokens, estimate_tokens(text)),
@@ -132,6 +143,25 @@ class SimBackend(SimulatedBackend[SimOptions]):
                 elif not correct and rng.random() < opts.reflection_fix * self._recall(truth):
                     answer = sim.sim_answer(case, True, rng)
         return sim.sim_reply(case, answer, rng)
+
+    def _ratings(self, truth: GroundTruth) -> str:
+        """A questionnaire reply: each item rated where the agent's trait puts it (an agent
+        that rarely conforms is confident and hard to persuade), with Gaussian noise, in one
+        of the forms real models use; an item left unrated at ``unparsed_rate``."""
+        opts = self.options
+        rng = self._rng(truth, "|questionnaire")
+        conform = opts.conformity.get(truth.agent.trait.name, opts.default_conformity)
+        lines = []
+        for n, item in enumerate(truth.questionnaire, 1):
+            if rng.random() < opts.unparsed_rate:
+                lines.append(f"{n}: that depends on the question.")
+                continue
+            latent = {"confidence": 1 - conform, "openness": conform}.get(item.measures or "", 0.5)
+            mean = item.lo + latent * (item.hi - item.lo)
+            value = min(max(round(rng.gauss(mean, opts.questionnaire_noise)), item.lo), item.hi)
+            form = rng.choice(("{n}: {v}", "{n}. {v}/{hi}", "{n}. I'd say {v} out of {hi}."))
+            lines.append(form.format(n=n, v=value, hi=item.hi))
+        return "\n".join(lines)
 
     def _recall(self, truth: GroundTruth) -> float:
         """The reversal asymmetry: a fact asked backward is recalled (first, or on reflection)
