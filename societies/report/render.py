@@ -27,6 +27,7 @@ from societies import __version__
 from societies.analysis.completeness import cell_count_map, incomplete_runs
 from societies.analysis.figures import render as render_figures
 from societies.analysis.load import Analysis
+from societies.analysis.questionnaire import trait_table
 from societies.analysis.tables import table2_blocks
 from societies.store.db import RunStore
 from societies.store.records import prompt_text
@@ -158,6 +159,8 @@ def _transcripts(
                 key = _browser_key(rep, case_id, society)
                 for call in store.tree_transcript(rep, case_id, society):
                     k, msgs = call.key, call.added
+                    if k.step == "questionnaire":
+                        continue  # the manipulation check is a table, not a debate turn
                     prompt = prompt_text(msgs)
                     budget -= len(prompt) + len(call.reply or "")
                     if k.step == "persona":
@@ -286,6 +289,11 @@ def render_report(
     extra = {
         "Stopping rules: calls made and saved": analysis.stopping,
         "Decision protocols: accuracy beside the majority's": analysis.decisions,
+        "Manipulation check: self-ratings by trait before round 0 and after the last round "
+        "(mean [bootstrap 95% CI])": trait_table(analysis.manipulation_check),
+        "Manipulation check: differences between traits (bootstrap 95% CI, Welch's p)": (
+            analysis.trait_differences
+        ),
     }
     tables = {**tables, **{name: t for name, t in extra.items() if len(t)}}
     env = jinja2.Environment(

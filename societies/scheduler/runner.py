@@ -334,9 +334,7 @@ class Runner:
         states = await asyncio.gather(*(turn(a) for a in t.society.agents))
         await self._children(node, states, t)
 
-    async def _post_questionnaire(
-        self, node: Node, states: Sequence[AgentState], t: _Tree
-    ) -> None:
+    async def _post_questionnaire(self, node: Node, states: Sequence[AgentState], t: _Tree) -> None:
         """After the last round: each agent whose branch ends at ``node`` with an answer is
         asked the questionnaire off its whole conversation (a leaf call: no one reads it)."""
         if self._questionnaire is None:

@@ -92,8 +92,12 @@ _ASIDES = (
     re.compile(rf"{_NUMBER}\s*=\s*[^,;\n]*"),  # an echoed anchor: "7 = completely"
 )  # fmt: skip
 _NUMBERS = re.compile(rf"(?<![\w.]){_NUMBER}(?![\w%])")
-_WORDS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten".split())}  # fmt: skip
+_WORDS = {
+    w: i
+    for i, w in enumerate(
+        ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+    )
+}
 _WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.I)
 
 

@@ -268,6 +268,19 @@ def answered_per_tree(con: sqlite3.Connection) -> dict[tuple[int, str, str], int
     }
 
 
+def questionnaire_replies(path: Path) -> list[tuple[int, str, str, str, int, str, str | None]]:
+    """The questionnaire calls of a run (repeat, case, society, node, agent, outcome, reply),
+    and no other call's reply: analysis parses these few rows, never every reply text."""
+    with connect(path) as con:
+        return [
+            (int(r), str(c), str(s), str(n), int(a), str(o), t)
+            for r, c, s, n, a, o, t in con.execute(
+                "SELECT repeat, case_id, society, node, agent, outcome, reply FROM calls "
+                "WHERE step = 'questionnaire' ORDER BY id"
+            )
+        ]
+
+
 def call_count(path: Path) -> int:
     with connect(path) as con:
         return int(con.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
