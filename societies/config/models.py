@@ -252,7 +252,7 @@ class Experiment(Frozen):
         default_factory=dict,
         description="Per model id (or id prefix), added to the built-in price table.",
     )
-    questionnaire: QuestionnaireSpec | Literal["standard"] | None = Field(
+    questionnaire: Literal["standard"] | QuestionnaireSpec | None = Field(
         None,
         description="Manipulation check: rating items every agent answers before round 0 and "
         "after its last round, apart from the debate ('standard': the built-in set).",

@@ -255,6 +255,17 @@ def _table2(analysis: Analysis) -> list[dict[str, object]]:
     return blocks
 
 
+def _manipulation(analysis: Analysis) -> dict[str, Markup] | None:
+    """The manipulation check's two tables, for runs with a questionnaire."""
+    checks = analysis.manipulation_check
+    if not len(checks):
+        return None
+    return {
+        "by_trait": Markup(_html_table(trait_table(checks))),
+        "differences": Markup(_html_table(analysis.trait_differences)),
+    }
+
+
 def render_report(
     analysis: Analysis,
     *,
@@ -289,11 +300,6 @@ def render_report(
     extra = {
         "Stopping rules: calls made and saved": analysis.stopping,
         "Decision protocols: accuracy beside the majority's": analysis.decisions,
-        "Manipulation check: self-ratings by trait before round 0 and after the last round "
-        "(mean [bootstrap 95% CI])": trait_table(analysis.manipulation_check),
-        "Manipulation check: differences between traits (bootstrap 95% CI, Welch's p)": (
-            analysis.trait_differences
-        ),
     }
     tables = {**tables, **{name: t for name, t in extra.items() if len(t)}}
     env = jinja2.Environment(
@@ -310,6 +316,7 @@ def render_report(
         table2=_table2(analysis),
         incomplete=_incomplete(analysis),
         tables={name: Markup(_html_table(t)) for name, t in tables.items()},
+        manipulation=_manipulation(analysis),
         images=images,
         transcripts=Markup(
             script_json(_transcripts(analysis, transcript_repeats, transcript_cases, transcripts))
