@@ -239,7 +239,7 @@ def test_ratings_by_trait_against_a_hand_computed_grid(tmp_path: Path) -> None:
     run(write(tmp_path, _exp()), tmp_path / "out", same_backend(FunctionModel(_by_trait)))
     a = load_run(tmp_path / "out")
     assert len(a.questionnaire) == 2 * 3 * 5 * 2
-    t = a.manipulation_check.set_index(["item", "trait", "timing"])
+    t = {(r["item"], r["trait"], r["timing"]): r for r in a.manipulation_check.to_dict("records")}
     expected = {  # (n agent-trees, missing responses, mean)
         ("sure", "easy-going", "pre"): (2, 0, 2.0),
         ("sure", "overconfident", "pre"): (4, 0, 6.0),
@@ -252,16 +252,17 @@ def test_ratings_by_trait_against_a_hand_computed_grid(tmp_path: Path) -> None:
     }
     assert len(t) == len(expected)
     for key, (n, missing, mean) in expected.items():
-        row = t.loc[key]
+        row = t[key]
         assert (row["n"], row["missing"], row["mean"]) == (n, missing, mean), key
         assert row["ci_low"] == row["ci_high"] == mean  # constant samples
     assert list(a.manipulation_check["item"].drop_duplicates()) == ["sure", "open"]
-    d = a.trait_differences.set_index(["item", "timing"])
-    assert set(d["trait"]) == {"overconfident"} and set(d["vs"]) == {"easy-going"}
-    assert d.loc[("sure", "pre"), "difference"] == 4.0
-    assert d.loc[("sure", "post"), "difference"] == 0.0
-    assert d.loc[("open", "pre"), "difference"] == -3.0
-    assert np.isnan(d.loc[("open", "pre"), "p_welch"])  # no variance at all
+    diffs = a.trait_differences
+    assert set(diffs["trait"]) == {"overconfident"} and set(diffs["vs"]) == {"easy-going"}
+    d = {(r["item"], r["timing"]): r for r in diffs.to_dict("records")}
+    assert d[("sure", "pre")]["difference"] == 4.0
+    assert d[("sure", "post")]["difference"] == 0.0
+    assert d[("open", "pre")]["difference"] == -3.0
+    assert np.isnan(d[("open", "pre")]["p_welch"])  # no variance at all
     problems = a.questionnaire["problem"].value_counts().to_dict()
     assert problems == {"missing": 5}
     assert "manipulation_check" in a.tables() and "trait_differences" in a.tables()
