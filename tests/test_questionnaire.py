@@ -21,6 +21,7 @@ from societies.plan.resolve import load_plan
 from societies.scheduler.estimate import estimate_plan
 from societies.scheduler.tree import planned_calls
 from societies.society.questionnaire import PRE_NODE, STANDARD, Item, read_rating, read_ratings
+from societies.store import queries
 from societies.store.db import RunStore
 from tests.helpers import REPO, experiment, run, same_backend, write
 from tests.test_bad_input import GOOD, assert_one_line, run_cli
@@ -90,6 +91,7 @@ def test_questionnaire_calls_are_exact_on_a_scripted_model(tmp_path: Path, promp
     assert model.unused() == set()
     assert planned_calls(plan) == summary.planned == summary.made
     assert estimate_plan(plan).reused == summary.made  # and counts them stored after
+    assert queries.planned(tmp_path / "out" / "store.sqlite") == summary.made  # the viewer's
 
 
 def test_no_debate_call_ever_sees_the_questionnaire(tmp_path: Path) -> None:

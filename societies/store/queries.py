@@ -196,13 +196,28 @@ def planned_calls(con: sqlite3.Connection) -> int:
         f"SELECT COALESCE(SUM(a.n), 0) FROM (SELECT DISTINCT repeat, case_id, society, node "
         f"FROM strategy_nodes) d JOIN {sizes} a USING (society)"
     ).fetchone()[0]
+    trees = (
+        f"SELECT COALESCE(SUM(a.n), 0) FROM (SELECT DISTINCT repeat, case_id, society "
+        f"FROM strategy_nodes) d JOIN {sizes} a USING (society)"
+    )
     persona = 0
     if con.execute("SELECT 1 FROM calls WHERE step = 'persona' LIMIT 1").fetchone():
-        persona = con.execute(
-            f"SELECT COALESCE(SUM(a.n), 0) FROM (SELECT DISTINCT repeat, case_id, society "
-            f"FROM strategy_nodes) d JOIN {sizes} a USING (society)"
-        ).fetchone()[0]
-    return int(answers) + int(persona)
+        persona = con.execute(trees).fetchone()[0]
+    return int(answers) + int(persona) + _planned_questionnaire(con, sizes, trees)
+
+
+def _planned_questionnaire(con: sqlite3.Connection, sizes: str, trees: str) -> int:
+    """A run with a questionnaire asks each agent once per tree before round 0 and once at
+    each strategy's last node (every strategy of a run has the same number of rounds)."""
+    run = con.execute("SELECT config_json FROM run").fetchone()
+    if run is None or json.loads(run[0]).get("questionnaire") is None:
+        return 0
+    leaves = con.execute(
+        "SELECT COALESCE(SUM(a.n), 0) FROM (SELECT DISTINCT repeat, case_id, society, node "
+        "FROM strategy_nodes WHERE round = (SELECT MAX(round) FROM strategy_nodes)) d "
+        f"JOIN {sizes} a USING (society)"
+    ).fetchone()[0]
+    return int(con.execute(trees).fetchone()[0]) + int(leaves)
 
 
 def run_facts(path: Path) -> RunFacts:
