@@ -386,3 +386,19 @@ def test_the_report_section_renders_in_headless_chromium(tmp_path: Path) -> None
         assert "questions about yourself" not in shown[1] and "/5" not in shown[1]
         page.screenshot(tmp_path / "manipulation-check.png")
         assert page.errors() == []
+
+
+@pytest.mark.parametrize("prompts", ["default", "machinesom"])
+def test_the_estimate_counts_questionnaire_tokens_exactly(tmp_path: Path, prompts: str) -> None:
+    """The dry run's calls and tokens equal what the run sends (replies of a fixed length)."""
+    import asyncio
+
+    from societies.scheduler.session import run_experiment
+    from tests.test_estimate import REPLY, Filler, measured
+
+    exp = _exp(prompts=prompts, model={"backend": "sim", "params": {"max_tokens": REPLY}})
+    plan = load_plan(write(tmp_path, exp), Overrides(out=tmp_path / "run"))
+    est = estimate_plan(plan)
+    asyncio.run(run_experiment(plan, backend_factory=lambda spec: Filler(spec), argv=["t"]))
+    assert measured(tmp_path / "run") == (est.calls, est.prompt_tokens, est.completion_tokens)
+    assert est.calls == 2 * 3 * ((prompts == "machinesom") + 7 + 5)
