@@ -402,3 +402,31 @@ def test_the_estimate_counts_questionnaire_tokens_exactly(tmp_path: Path, prompt
     asyncio.run(run_experiment(plan, backend_factory=lambda spec: Filler(spec), argv=["t"]))
     assert measured(tmp_path / "run") == (est.calls, est.prompt_tokens, est.completion_tokens)
     assert est.calls == 2 * 3 * ((prompts == "machinesom") + 7 + 5)
+
+
+# -- a real backend --------------------------------------------------------------------------
+async def test_the_openai_backend_over_http_asks_and_serve_sim_rates_by_trait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real client over real HTTP (serve-sim on 127.0.0.1): the questionnaire is a call
+    like any other, and serve-sim rates it as the sim does."""
+    from societies.backends.sim_server import SimServer
+    from societies.scheduler.session import run_experiment
+    from tests.backend_helpers import write_experiment
+
+    monkeypatch.setenv("SOCIETIES_TEST_KEY", "sk-test")
+    experiment = write_experiment(
+        tmp_path, cases=4, easy_going=[3, 0], extra={"questionnaire": "standard"}
+    )
+    async with SimServer(experiments=[experiment]) as server:
+        options = {"base_url": server.base_url, "api_key_env": "SOCIETIES_TEST_KEY"}
+        plan = load_plan(
+            experiment,
+            Overrides(out=tmp_path / "out", model="openai:sim-model", model_options=options),
+        )
+        summary = await run_experiment(plan)
+    assert summary.made == 4 * 2 * 3 * (1 + 7 + 1 + 4) and summary.errors == 0
+    a = load_run(tmp_path / "out")
+    assert a.questionnaire["value"].notna().mean() > 0.9
+    d = a.trait_differences.set_index(["item", "timing"])["difference"]
+    assert d[("confident", "pre")] > 1.5 and d[("persuadable", "post")] < -1.5
