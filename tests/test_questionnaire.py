@@ -230,6 +230,8 @@ def test_ratings_are_found_by_item_label_in_a_whole_reply() -> None:
     one = (Item("x", "?", 1, 5),)
     assert [r.value for r in read_ratings("I'd go with 4.", one)] == [4]
     assert [r.problem for r in read_ratings("1: 9", one)] == ["out_of_scale"]
+    two = read_ratings("1: 4\n2.5", items[:2])  # "2.5" is a decimal, not item 2 rated 5
+    assert [(r.value, r.problem) for r in two] == [(4, None), (None, "missing")]
 
 
 # -- tables ----------------------------------------------------------------------------------

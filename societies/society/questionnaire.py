@@ -79,7 +79,10 @@ def _item(spec: QuestionnaireItemSpec) -> Item:
 Problem = Literal["missing", "ambiguous", "out_of_scale", "no_reply"]
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
-_LABEL = re.compile(r"^[\s*#>_-]*(?:q(?:uestion)?|item)?\s*(\d{1,3})\s*[.:)\]]\s*(.*)$", re.I)
+#: "2: 5", "2. 5", "Q2) 5", "**2.** 5"; not "2.5" (a decimal is not a label).
+_LABEL = re.compile(
+    r"^[\s*#>_-]*(?:q(?:uestion)?|item)?\s*(\d{1,3})\s*(?:[:)\]]|\.(?!\d))\s*(.*)$", re.I
+)
 #: A labelled item further along a line: "1: 5, 2: 3".
 _SPLIT = re.compile(r"[;,]\s*(?=(?:q(?:uestion)?\s*)?\d{1,3}\s*[:)]\s*\S)", re.I)
 _FRACTION = re.compile(rf"({_NUMBER})\s*(?:/|out\s+of\b)\s*\d+", re.I)
