@@ -358,18 +358,19 @@ def test_the_report_section_renders_in_headless_chromium(tmp_path: Path) -> None
     run(write(tmp_path, _exp()), tmp_path / "out", same_backend(FunctionModel(_by_trait)))
     report = write_report(load_run(tmp_path / "out"), tmp_path / "report.html")
     html = report.read_text(encoding="utf-8")
-    assert html.count('id="manipulation-check"') == 1
+    assert html.count('id="pack-manipulation-check"') == 1
     chromium = find_chromium()
     if chromium is None:
         pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
     with open_page(chromium, tmp_path / "profile", report.as_uri()) as page:
         section = page.evaluate(
-            "(function () { var s = document.getElementById('manipulation-check');"
+            "(function () { var s = document.getElementById('pack-manipulation-check');"
             " s.scrollIntoView(); var r = s.getBoundingClientRect();"
             " return [s.innerText, r.height, s.querySelectorAll('tbody tr').length]; })()"
         )
         text, height, rows = section
         assert "Manipulation check" in text and height > 100
+        assert "+4.000 [+4.000, +4.000]" in text  # 'sure' before: overconfident - easy-going
         assert rows == 4 + 4  # 2 items x 2 traits, then 2 items x 2 timings
         assert "6.00 [6.00, 6.00]" in text and "3.50 [3.50, 3.50]" in text
         # The transcript browser shows each agent's answer at a leaf, not its questionnaire.

@@ -135,3 +135,69 @@ def test_incomplete_run_banner_and_bounded_sample(tmp_path: Path) -> None:
 
 def test_complete_run_has_no_banner(report: Path) -> None:
     assert 'id="incomplete"' not in report.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def pack_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A report of two runs with study packs: edit-conflict (briefing claims and triples) and
+    reversal-relay (reversal probes)."""
+    root = tmp_path_factory.mktemp("packs")
+    seeds = Path(__file__).resolve().parents[1] / "experiments" / "seeds"
+    for name, limit in (("edit-conflict", "12"), ("reversal-relay", "4")):
+        args = ["run", str(seeds / f"{name}.yaml"), "--out", str(root / name), "--quiet",
+                "--limit", limit]  # fmt: skip
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+    out = root / "report.html"
+    args = ["report", str(root / "edit-conflict"), str(root / "reversal-relay"), "-o", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_a_report_without_packs_has_no_study_sections(report: Path) -> None:
+    html = report.read_text(encoding="utf-8")
+    assert 'id="packs"' not in html and 'href="#packs"' not in html
+
+
+def test_study_sections_render_in_headless_chromium(pack_report: Path, tmp_path: Path) -> None:
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    shots = Path(os.environ.get("SOCIETIES_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with open_page(chromium, tmp_path / "profile", pack_report.as_uri() + "#packs") as page:
+        sections = page.evaluate(
+            """JSON.stringify(Array.from(document.querySelectorAll('#packs > section.pack'))
+                .map(function (s) {
+                  return {id: s.id, title: s.querySelector('h2').innerText,
+                          tables: Array.from(s.querySelectorAll('table')).map(function (t) {
+                            return {rows: t.querySelectorAll('tbody tr').length,
+                                    head: Array.from(t.querySelectorAll('th'))
+                                      .map(function (h) { return h.innerText; })};
+                          }),
+                          visible: s.getBoundingClientRect().height > 0};
+                }))"""
+        )
+        import json
+
+        shown = json.loads(sections)
+        assert [s["id"] for s in shown] == ["pack-edit-adoption", "pack-conflict", "pack-reversal"]
+        assert all(s["visible"] for s in shown)
+        by_id = {s["id"]: s for s in shown}
+        # edit adoption: 4 claiming societies of edit-conflict + relay, x 2 strategies each
+        assert by_id["pack-edit-adoption"]["tables"][0]["rows"] == 10
+        # conflict: outcome by round, last round, consistency, distortion, round trip
+        conflict = by_id["pack-conflict"]["tables"]
+        assert [t["rows"] for t in conflict] == [10, 10, 10, 8, 8]
+        assert "round 3" in conflict[0]["head"] and "edit A" in conflict[1]["head"]
+        # reversal gap: 2 societies x 2 strategies, rounds 0-3
+        (gap,) = by_id["pack-reversal"]["tables"]
+        assert gap["rows"] == 4 and gap["head"][-1] == "round 3"
+        text = page.evaluate("document.getElementById('pack-reversal').innerText")
+        assert "relay" in text and "(F " in text
+        assert page.evaluate("document.querySelector('nav a[href=\"#packs\"]').innerText") == (
+            "Studies"
+        )
+        page.screenshot(shots / "report-packs.png")
+        assert page.errors() == []

@@ -55,12 +55,15 @@ def claim_table(
     task: Task,
     cases: Mapping[str, Case],
 ) -> pd.DataFrame:
-    """One row per claiming agent and case: the answer its briefing supports."""
+    """One row per claiming agent and case: the answer its briefing supports (a briefing whose
+    answer renders empty for a case claims nothing there, as the simulated model reads it)."""
     prompts = PromptSet("default", Path("."))
     rows = []
     for society, agent, source in briefing_answers(config, societies):
         for case_id, case in cases.items():
-            rows.append((run, society, agent, case_id, prompts.render_case(source, task, case)))
+            claim = prompts.render_case(source, task, case)
+            if claim:
+                rows.append((run, society, agent, case_id, claim))
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 

@@ -321,12 +321,65 @@ class Analysis:
         agents answering what the briefing says, with a bootstrap 95% CI."""
         from societies.analysis import adoption
 
-        def adopts(run: str, case_id: str, answer: str | None, claim: str) -> bool:
-            info = self.runs[run]
-            case = info.cases[case_id]
-            return bool(info.task.score(answer, Case(case.id, case.index, case.fields, claim)))
+        return adoption.edit_adoption(self.answers, self.claims, self.holds)
 
-        return adoption.edit_adoption(self.answers, self.claims, adopts)
+    def holds(self, run: str, case_id: str, answer: str | None, claim: str) -> bool:
+        """The run's task scores ``answer`` as ``claim`` (an answer a briefing or edit claims)."""
+        info = self.runs[run]
+        case = info.cases[case_id]
+        return bool(info.task.score(answer, Case(case.id, case.index, case.fields, claim)))
+
+    @cached_property
+    def triples(self) -> pd.DataFrame:
+        """The cases that are triples questions: item, probe, and each edit's claim."""
+        from societies.analysis import conflict
+
+        keys = ("item", "probe", "claim_a", "via_a", "claim_b", "via_b")
+        return conflict.item_table(
+            (label, cid, *(str(case.fields.get(k) or "") for k in keys))
+            for label, info in self.runs.items()
+            for cid, case in info.cases.items()
+            if case.fields.get("probe") in conflict.PROBES
+        )
+
+    @cached_property
+    def control_society(self) -> dict[str, str]:
+        """Per run with briefing claims: its first society in which no briefing claims one."""
+        claiming = set(zip(self.claims["run"], self.claims["society"], strict=True))
+        out = {}
+        for run in sorted(set(self.claims["run"])):
+            free = [s for s in self.society_order(run) if (run, s) not in claiming]
+            if free:
+                out[run] = free[0]
+        return out
+
+    @cached_property
+    def conflict_outcome(self) -> pd.DataFrame:
+        """Per cell: which edit the society's majority holds on conflict questions, with CIs."""
+        from societies.analysis import conflict
+
+        return conflict.conflict_outcome(self.votes, self.triples, self.holds)
+
+    @cached_property
+    def consistency(self) -> pd.DataFrame:
+        """Per cell: agents whose forward and inverse answers agree on the first edit."""
+        from societies.analysis import conflict
+
+        return conflict.consistency(self.answers, self.triples, self.holds)
+
+    @cached_property
+    def distortion(self) -> pd.DataFrame:
+        """Per cell: related, unedited answers changed against the control society."""
+        from societies.analysis import conflict
+
+        return conflict.distortion(self.answers, self.triples, self.control_society)
+
+    @cached_property
+    def round_divergence(self) -> pd.DataFrame:
+        """Per cell: JS divergence of round-trip answers from the control society's."""
+        from societies.analysis import conflict
+
+        return conflict.round_divergence(self.answers, self.triples, self.control_society)
 
     @cached_property
     def parse_failures(self) -> pd.DataFrame:
@@ -389,6 +442,15 @@ class Analysis:
 
         return stats.anova_tables(self.accuracy_by_repeat)
 
+    def conflict_tables(self) -> dict[str, pd.DataFrame]:
+        """The knowledge-conflict pack's tables by name (see ``analysis.conflict``)."""
+        return {
+            "conflict_outcome": self.conflict_outcome,
+            "consistency": self.consistency,
+            "distortion": self.distortion,
+            "round_divergence": self.round_divergence,
+        }
+
     def tables(self) -> dict[str, pd.DataFrame]:
         """Every metric table by name (what ``export`` writes and the report shows)."""
         from societies.analysis.tables import table2_long
@@ -399,6 +461,7 @@ class Analysis:
             "table2": table2_long(self),
             **({"reversal_gap": self.reversal_gap} if len(self.probes) else {}),
             **({"edit_adoption": self.edit_adoption} if len(self.claims) else {}),
+            **(self.conflict_tables() if len(self.triples) else {}),
             "cost": self.cost,
             "cost_by_agent": self.cost_by_agent,
             "run_billed": self.run_billed,

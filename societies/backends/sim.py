@@ -70,6 +70,14 @@ class SimOptions(BaseModel):
         description="Standard deviation (scale points) of a questionnaire rating around the one "
         "its trait implies: confidence from 1 - conformity, openness from conformity.",
     )
+    edit_distortion: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="A briefed agent whose briefing supports no answer for the case (its "
+        "answer template renders empty: an unedited fact beside an edited one) answers it "
+        "correctly, and fixes it on reflection, at 1 - edit_distortion times the usual rate.",
+    )
     context_window: int = Field(16385, ge=1, description="Prompt tokens above this overflow.")
     latency_ms: float = Field(0.0, ge=0, description="Simulated latency of every call.")
     seed: int = 0
@@ -122,7 +130,7 @@ class SimBackend(SimulatedBackend[SimOptions]):
             # agent makes without a briefing, so briefed and unbriefed runs differ only where
             # the briefing is followed (a paired comparison).
             briefed = truth.briefed_answer
-            if briefed is not None and self._rng(truth, "|briefing").random() < opts.briefing_trust:
+            if briefed and self._rng(truth, "|briefing").random() < opts.briefing_trust:
                 return sim.sim_reply(case, briefed, rng)
             accuracy = self._accuracy(task.name) * self._recall(truth)
             answer = sim.sim_answer(case, rng.random() < accuracy, rng)
@@ -165,9 +173,13 @@ class SimBackend(SimulatedBackend[SimOptions]):
 
     def _recall(self, truth: GroundTruth) -> float:
         """The reversal asymmetry: a fact asked backward is recalled (first, or on reflection)
-        at ``reversal_factor`` times the usual rate."""
+        at ``reversal_factor`` times the usual rate; an edit's distortion: a fact the agent's
+        briefing makes no claim on (its answer renders empty) at ``1 - edit_distortion``."""
         backward = truth.case.fields.get("direction") == "backward"
-        return self.options.reversal_factor if backward else 1.0
+        factor = self.options.reversal_factor if backward else 1.0
+        if truth.briefed_answer == "":
+            factor *= 1 - self.options.edit_distortion
+        return factor
 
     def _accuracy(self, task_name: str) -> float:
         acc = self.options.accuracy

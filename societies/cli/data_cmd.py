@@ -79,7 +79,9 @@ def data() -> None:
 def generate(kind: str, count: int, seed: int) -> None:
     """Write KIND questions as JSONL to stdout (chess: random legal games; arithmetic:
     a+b*c+d-e*f expressions for the gsm8k task; reversal: fictitious facts as forward and
-    backward probes). Seeded and deterministic."""
+    backward probes; facts: fictitious facts with an edit each; conflict: ConflictEdit and
+    RoundEdit records of fictitious facts with reverse, composite and round-trip edits, for
+    the triples task). Seeded and deterministic."""
     make, _task_name = GENERATORS[kind]
     for row in make(count, seed):
         click.echo(json.dumps(row, ensure_ascii=False))

@@ -231,6 +231,11 @@ def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: Cost
         out.print(f"cost of this invocation: ${meter.spent:.4f}{unpriced}")
     for line in reversal_lines(analysis.reversal_gap):
         out.print(line, markup=False, highlight=False, soft_wrap=True)
+    if len(analysis.triples):
+        from societies.analysis.conflict import conflict_lines
+
+        for line in conflict_lines(analysis.conflict_outcome):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _estimates(

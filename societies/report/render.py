@@ -27,7 +27,6 @@ from societies import __version__
 from societies.analysis.completeness import cell_count_map, incomplete_runs
 from societies.analysis.figures import render as render_figures
 from societies.analysis.load import Analysis
-from societies.analysis.questionnaire import trait_table
 from societies.analysis.tables import table2_blocks
 from societies.store.db import RunStore
 from societies.store.records import prompt_text
@@ -255,17 +254,6 @@ def _table2(analysis: Analysis) -> list[dict[str, object]]:
     return blocks
 
 
-def _manipulation(analysis: Analysis) -> dict[str, Markup] | None:
-    """The manipulation check's two tables, for runs with a questionnaire."""
-    checks = analysis.manipulation_check
-    if not len(checks):
-        return None
-    return {
-        "by_trait": Markup(_html_table(trait_table(checks))),
-        "differences": Markup(_html_table(analysis.trait_differences)),
-    }
-
-
 def render_report(
     analysis: Analysis,
     *,
@@ -307,8 +295,16 @@ def render_report(
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         undefined=jinja2.StrictUndefined,
     )
+    from societies.report.packs import pack_sections
+
+    packs = [
+        {"id": p.id, "title": p.title, "intro": p.intro,
+         "tables": {name: Markup(_html_table(t)) for name, t in p.tables.items()}}
+        for p in pack_sections(analysis)
+    ]  # fmt: skip
     template = env.get_template("report.html.j2")
     return template.render(
+        packs=packs,
         title=title or "societies report: " + ", ".join(analysis.runs),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         version=__version__,
@@ -316,7 +312,6 @@ def render_report(
         table2=_table2(analysis),
         incomplete=_incomplete(analysis),
         tables={name: Markup(_html_table(t)) for name, t in tables.items()},
-        manipulation=_manipulation(analysis),
         images=images,
         transcripts=Markup(
             script_json(_transcripts(analysis, transcript_repeats, transcript_cases, transcripts))

@@ -162,7 +162,8 @@ def _load_builtin_tasks() -> None:
     import societies.tasks.math
     import societies.tasks.multiple_choice
     import societies.tasks.numeric
-    import societies.tasks.reversal  # noqa: F401
+    import societies.tasks.reversal
+    import societies.tasks.triples  # noqa: F401
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

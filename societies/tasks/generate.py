@@ -9,6 +9,7 @@ from random import Random
 from societies.tasks.chess import generate_games
 from societies.tasks.reversal import generate_reversal
 from societies.tasks.rows import Row
+from societies.tasks.triples_data import generate_conflict
 
 
 def generate_arithmetic(n: int, seed: int, high: int = 30) -> list[Row]:
@@ -72,4 +73,5 @@ GENERATORS: dict[str, tuple[Callable[[int, int], list[Row]], str]] = {
     "arithmetic": (generate_arithmetic, "gsm8k"),
     "reversal": (generate_reversal, "reversal"),
     "facts": (generate_facts, "jsonl"),
+    "conflict": (generate_conflict, "triples"),
 }
