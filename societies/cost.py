@@ -39,14 +39,23 @@ log = logging.getLogger(__name__)
 
 #: Built-in prices (USD per million tokens), from the providers' published price lists.
 DEFAULT_PRICES: dict[str, Price] = {
-    "gpt-3.5-turbo-1106": Price(input=1.00, output=2.00),
-    "gpt-3.5-turbo-0125": Price(input=0.50, output=1.50),
-    "gpt-3.5-turbo": Price(input=0.50, output=1.50),
-    "gpt-4o-mini": Price(input=0.15, output=0.60, cached=0.075),
-    "gpt-4o": Price(input=2.50, output=10.00, cached=1.25),
-    "gpt-4.1-nano": Price(input=0.10, output=0.40, cached=0.025),
-    "gpt-4.1-mini": Price(input=0.40, output=1.60, cached=0.10),
-    "gpt-4.1": Price(input=2.00, output=8.00, cached=0.50),
+    name: Price(
+        input=p.input,
+        output=p.output,
+        cached=p.cached,
+        batch_input=p.input / 2,
+        batch_output=p.output / 2,  # the Batch API: 50% off
+    )
+    for name, p in {
+        "gpt-3.5-turbo-1106": Price(input=1.00, output=2.00),
+        "gpt-3.5-turbo-0125": Price(input=0.50, output=1.50),
+        "gpt-3.5-turbo": Price(input=0.50, output=1.50),
+        "gpt-4o-mini": Price(input=0.15, output=0.60, cached=0.075),
+        "gpt-4o": Price(input=2.50, output=10.00, cached=1.25),
+        "gpt-4.1-nano": Price(input=0.10, output=0.40, cached=0.025),
+        "gpt-4.1-mini": Price(input=0.40, output=1.60, cached=0.10),
+        "gpt-4.1": Price(input=2.00, output=8.00, cached=0.50),
+    }.items()
 }
 FREE_BACKENDS = frozenset({"sim"})
 MIN_REPLY_ESTIMATE = 512
@@ -63,13 +72,22 @@ def find_price(table: Mapping[str, Price], model: str) -> Price | None:
     return table[max(prefixes, key=len)] if prefixes else None
 
 
-def cost_of(price: Price, usage: Usage) -> float:
+def cost_of(price: Price, usage: Usage, *, batch: bool = False) -> float:
+    """Dollars of one call's usage; ``batch``: at the Batch API's prices (cached input, when
+    the provider reports it, at the cached rate with the same discount)."""
     cached = min(usage.cached_tokens, usage.prompt_tokens)
+    input_price, output_price = price.input, price.output
     cached_price = price.input if price.cached is None else price.cached
+    if batch:
+        if price.batch_input is not None:
+            scale = price.batch_input / price.input if price.input else 1.0
+            input_price, cached_price = price.batch_input, cached_price * scale
+        if price.batch_output is not None:
+            output_price = price.batch_output
     return (
-        (usage.prompt_tokens - cached) * price.input
+        (usage.prompt_tokens - cached) * input_price
         + cached * cached_price
-        + usage.completion_tokens * price.output
+        + usage.completion_tokens * output_price
     ) / 1e6
 
 
@@ -109,6 +127,8 @@ class CostMeter:
     longest_reply: int = MIN_REPLY_ESTIMATE
     calls: int = 0
     unpriced: Counter[str] = field(default_factory=Counter)
+    #: Calls go through a Batch API (scheduler/batch.py): priced at its rates.
+    batch: bool = False
 
     def estimate(self, request: GenerateRequest) -> float:
         price = find_price(self.table, request.model)
@@ -117,7 +137,7 @@ class CostMeter:
         max_tokens = request.params.get("max_tokens") or request.params.get("max_completion_tokens")
         reply = int(max_tokens) if max_tokens else self.longest_reply
         usage = Usage(estimate_prompt_tokens(request.messages), reply)
-        return cost_of(price, usage)
+        return cost_of(price, usage, batch=self.batch)
 
     def admit(self, estimate: float) -> None:
         if self.budget is not None and self.spent + self.reserved + estimate > self.budget:
@@ -141,7 +161,7 @@ class CostMeter:
         if price is None:
             self.unpriced[model] += 1
             return
-        self.spent += cost_of(price, usage)
+        self.spent += cost_of(price, usage, batch=self.batch)
 
 
 class MeteredBackend(SimulatedBackend[Any]):
@@ -180,12 +200,14 @@ class MeteredBackend(SimulatedBackend[Any]):
         return self.inner.max_concurrency()
 
 
-def metered_factory(meter: CostMeter) -> Callable[[ModelSpec], AnyBackend]:
-    """A backend factory for the runner that meters every paid backend."""
+def metered_factory(
+    meter: CostMeter, create: Callable[[ModelSpec], AnyBackend] = create_backend
+) -> Callable[[ModelSpec], AnyBackend]:
+    """A backend factory for the runner that meters every paid backend (made by ``create``)."""
     from societies.backends.replay import ReplayBackend
 
     def make(spec: ModelSpec) -> AnyBackend:
-        backend = create_backend(spec)
+        backend = create(spec)
         if isinstance(backend, ReplayBackend):
             if backend.fallback is not None:
                 backend.fallback = MeteredBackend(backend.fallback, meter)
@@ -210,6 +232,10 @@ class DryRun:
     by_model: dict[str, tuple[int, int, int]]
     unpriced: list[str]
     size: Estimate = field(default_factory=Estimate)
+    #: The same calls through a Batch API (at its prices), and the levels they form: one
+    #: batch each when a level fits the provider's limits (scheduler/batch.py).
+    batch_cost: float | None = None
+    levels: int = 0
 
 
 def estimate_run(plan: Plan, table: Mapping[str, Price], reply_tokens: int = 250) -> DryRun:
@@ -218,6 +244,7 @@ def estimate_run(plan: Plan, table: Mapping[str, Price], reply_tokens: int = 250
     by_model = est.by_model
     paid = {s.name for s in paid_specs(plan)}
     cost: float | None = 0.0
+    batch_cost: float | None = 0.0
     unpriced = []
     for model, (_, p, c) in by_model.items():
         if model not in paid:
@@ -225,9 +252,11 @@ def estimate_run(plan: Plan, table: Mapping[str, Price], reply_tokens: int = 250
         price = find_price(table, model)
         if price is None:
             unpriced.append(model)
-            cost = None
-        elif cost is not None:
+            cost = batch_cost = None
+        elif cost is not None and batch_cost is not None:
             cost += cost_of(price, Usage(p, c))
+            batch_cost += cost_of(price, Usage(p, c), batch=True)
+    depth = max((len(s.node_codes) for ss in plan.strategies.values() for s in ss), default=1)
     return DryRun(
         calls=est.calls,
         paid_calls=sum(n for model, (n, _, _) in by_model.items() if model in paid),
@@ -239,4 +268,6 @@ def estimate_run(plan: Plan, table: Mapping[str, Price], reply_tokens: int = 250
         by_model=by_model,
         unpriced=sorted(unpriced),
         size=est,
+        batch_cost=batch_cost,
+        levels=int(plan.prompts.persona_call) + depth,
     )

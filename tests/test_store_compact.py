@@ -62,7 +62,7 @@ def test_the_calls_table_takes_judge_questionnaire_and_scripted_calls_only(tmp_p
     _, summary = run(write(tmp_path, experiment(rounds=1)), tmp_path / "out")
     con = sqlite3.connect(tmp_path / "out" / STORE_FILE)
     try:
-        assert con.execute("SELECT version FROM schema_version").fetchone() == (5,)
+        assert con.execute("SELECT version FROM schema_version").fetchone()[0] >= 5
         con.execute("UPDATE calls SET step = 'judge', outcome = 'scripted' WHERE id = 1")
         con.execute("UPDATE calls SET step = 'questionnaire' WHERE id = 2")
         for bad in ("step = 'vote'", "outcome = 'maybe'"):

@@ -41,12 +41,12 @@ from societies.backends.base import (
     GenerateResult,
     ModelBackend,
     PermanentModelError,
-    Usage,
     estimate_prompt_tokens,
     register_backend,
 )
 from societies.backends.errors import Transient, classify, redact
 from societies.backends.health import AttemptTimeout, CircuitBreaker
+from societies.backends.openai_batch import BatchAPI, chat_body, parse_completion
 from societies.backends.routing import ReplicaRouter, Routing, conversation_key
 from societies.config.models import ModelSpec
 from societies.errors import ConfigError
@@ -108,6 +108,20 @@ class OpenAIOptions(BaseModel):
     tpm: float | None = Field(None, gt=0, description="Tokens per minute (prompt + max_tokens).")
     max_concurrency: int | None = Field(
         None, ge=1, description="Calls in flight to this backend, below the run's limit."
+    )
+    batch: bool = Field(
+        False,
+        description="Send the run's calls through the provider's Batch API, level by level "
+        "(half price at OpenAI; see societies.scheduler.batch). CLI: --batch.",
+    )
+    batch_poll: float = Field(
+        30.0, gt=0, description="Seconds between two looks at a batch in progress."
+    )
+    batch_max_requests: int = Field(
+        50_000, ge=1, description="Most requests per batch (the provider's limit)."
+    )
+    batch_max_bytes: int = Field(
+        200_000_000, ge=1_000, description="Largest batch input file, bytes (the provider's)."
     )
     transport: Literal["aiohttp", "httpx"] = Field(
         "aiohttp",
@@ -185,6 +199,14 @@ class OpenAIBackend(ModelBackend[OpenAIOptions]):
         limit: int | None = self.options.max_concurrency
         return limit
 
+    def batch_api(self) -> BatchAPI:
+        """The Files and Batches API of this backend's (first) server, for batch mode."""
+        return BatchAPI(self.client, self._secrets)
+
+    def batch_body(self, request: GenerateRequest) -> dict[str, Any]:
+        """A batch item's body: exactly what ``generate`` would post."""
+        return chat_body(request, prompt_cache_key=self.options.prompt_cache_key)
+
     async def aclose(self) -> None:
         for replica in self.router.replicas:
             await replica.client.close()
@@ -240,17 +262,8 @@ class OpenAIBackend(ModelBackend[OpenAIOptions]):
 
     async def _once(self, request: GenerateRequest, attempt: int) -> GenerateResult:
         await self._pace(request)
-        params = dict(request.params)
-        extra_body = dict(params.pop("extra_body", None) or {})
         key = conversation_key(request.model, request.messages)
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": [dict(m) for m in request.messages],
-        }
-        if self.options.prompt_cache_key:
-            body["prompt_cache_key"] = key
-        body.update(params)
-        body.update(extra_body)
+        body = chat_body(request, prompt_cache_key=self.options.prompt_cache_key)
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         started = time.monotonic()
         limit = self._timeout.ceiling
@@ -312,24 +325,4 @@ def _parse_completion(text: str, model: str, request_id: str | None) -> Generate
         data = json.loads(text)
     except ValueError:
         raise Transient(f"malformed JSON in the response ({text[:80]!r})") from None
-    if not isinstance(data, dict):
-        raise Transient("the response is not a JSON object")
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices:
-        raise Transient("the response has no choices")
-    message = choices[0].get("message") if isinstance(choices[0], dict) else None
-    content = message.get("content") if isinstance(message, dict) else None
-    if not isinstance(content, str):
-        raise Transient("the response's first choice has no text content")
-    usage: dict[str, Any] = data.get("usage") or {}
-    details: dict[str, Any] = usage.get("prompt_tokens_details") or {}
-    return GenerateResult(
-        text=content,
-        usage=Usage(
-            int(usage.get("prompt_tokens") or 0),
-            int(usage.get("completion_tokens") or 0),
-            int(details.get("cached_tokens") or 0),
-        ),
-        model=str(data.get("model") or model),
-        request_id=request_id,
-    )
+    return parse_completion(data, model, request_id)

@@ -87,6 +87,7 @@ def cli(verbose: int) -> None:
 
 def _register() -> None:
     from societies.cli import (
+        batch_cmd,
         data_cmd,
         import_cmd,
         report_cmd,
@@ -107,6 +108,7 @@ def _register() -> None:
     cli.add_command(reproduce_cmd.reproduce)
     cli.add_command(serve_sim_cmd.serve_sim)
     cli.add_command(view_cmd.view)
+    cli.add_command(batch_cmd.batch)
 
 
 _register()

@@ -20,6 +20,7 @@ from rich.table import Table
 from societies.backends.base import get_backend_class
 from societies.cli.main import user_errors
 from societies.config.models import Price
+from societies.config.validate import read_experiment
 from societies.cost import (
     CostMeter,
     DryRun,
@@ -28,9 +29,11 @@ from societies.cost import (
     metered_factory,
     price_table,
 )
-from societies.errors import SocietiesError
+from societies.errors import ConfigError, SocietiesError
 from societies.plan.plan import Overrides, Plan
 from societies.plan.resolve import load_plans
+from societies.scheduler.batch import check_open_batches, uses_batches
+from societies.scheduler.batch_live import run_batched
 from societies.scheduler.estimate import check_size, human_bytes, size_line
 from societies.scheduler.runner import RunSummary
 from societies.scheduler.session import open_store, run_plan
@@ -60,6 +63,9 @@ class RunFailed(SocietiesError):
 @click.option("--skip-invalid", is_flag=True, help="Leave unusable data rows out, with a warning.")
 @click.option("--accept-size", is_flag=True,
               help="Run even when the estimated size exceeds this machine.")  # fmt: skip
+@click.option("--batch", is_flag=True,
+              help="Send the calls through the provider's Batch API, level by level "
+              "(openai backend; sets batch: true in model.options).")  # fmt: skip
 @user_errors
 def run(
     experiment: Path,
@@ -74,9 +80,18 @@ def run(
     quiet: bool,
     skip_invalid: bool,
     accept_size: bool,
+    batch: bool,
 ) -> None:
     """Run EXPERIMENT (a YAML file); re-running resumes, making only calls not yet stored."""
-    options = {"base_url": base_url} if base_url else {}
+    options: dict[str, object] = {"base_url": base_url} if base_url else {}
+    if batch:
+        backend = model.partition(":")[0] if model else read_experiment(experiment)[0].model.backend
+        if backend != "openai":
+            raise ConfigError(
+                f"--batch: batch mode needs the openai backend (the model is {backend}); "
+                "add --model openai:MODEL"
+            )
+        options["batch"] = True
     plans = load_plans(
         experiment,
         Overrides(
@@ -139,6 +154,7 @@ def run_plans(
         meter.table = table
         store = open_store(plan)
         try:
+            check_open_batches(plan, store)
             summary = _run_with_progress(plan, store, err, quiet, meter)
             _print_summary(plan, store, summary, meter)
         finally:
@@ -157,11 +173,12 @@ def run_plans(
 def _run_with_progress(
     plan: Plan, store: RunStore, err: Console, quiet: bool, meter: CostMeter
 ) -> RunSummary:
+    batch = uses_batches(plan)
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("calls · {task.fields[tokens]:,} tokens"),
+        TextColumn("calls · {task.fields[tokens]:,} tokens{task.fields[batches]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err,
@@ -171,20 +188,32 @@ def _run_with_progress(
     tokens = 0
 
     with progress:
-        bar = progress.add_task(plan.experiment.name, total=planned_calls(plan), tokens=0)
+        bar = progress.add_task(
+            plan.experiment.name, total=planned_calls(plan), tokens=0, batches=""
+        )
 
         def on_call(made: bool, used: int) -> None:
             nonlocal tokens
             tokens += used
             progress.update(bar, advance=1, tokens=tokens)
 
-        return asyncio.run(
-            run_plan(
-                plan,
-                store,
-                backend_factory=metered_factory(meter),
-                progress=on_call,
+        def on_batches(submitted: int, running: int, done: int) -> None:
+            text = f" · batches: {submitted} submitted, {running} in progress, {done} done"
+            progress.update(bar, batches=text)
+
+        meter.batch = batch
+        if batch:
+            return asyncio.run(
+                run_batched(
+                    plan,
+                    store,
+                    wrap=lambda factory: metered_factory(meter, factory),
+                    progress=on_call,
+                    batch_progress=on_batches,
+                )
             )
+        return asyncio.run(
+            run_plan(plan, store, backend_factory=metered_factory(meter), progress=on_call)
         )
 
 
@@ -278,6 +307,9 @@ def _print_dry_run(plan: Plan, dry: DryRun) -> None:
         table.add_row(model, f"{n:,}", f"{p:,}", f"{c:,}")
     out.print(table)
     cost = "unknown" if dry.cost is None else f"${dry.cost:.2f}"
+    if uses_batches(plan):
+        batch_cost = "unknown" if dry.batch_cost is None else f"${dry.batch_cost:.2f}"
+        cost = f"{batch_cost} at batch prices ({cost} interactive), in {dry.levels} levels"
     missing = f" (no price for {', '.join(dry.unpriced)})" if dry.unpriced else ""
     at_most = "at most " if any(s.stop is not None for s in plan.societies) else ""
     out.print(

@@ -156,6 +156,12 @@ class Price(Frozen):
     input: float = Field(ge=0)
     output: float = Field(ge=0)
     cached: float | None = Field(None, ge=0, description="Cached input; default: input price.")
+    batch_input: float | None = Field(
+        None, ge=0, description="Input through the Batch API; default: the input price."
+    )
+    batch_output: float | None = Field(
+        None, ge=0, description="Output through the Batch API; default: the output price."
+    )
 
 
 class Scale(Frozen):

@@ -79,6 +79,12 @@ def load_plan(file: Path, overrides: Overrides | None = None) -> Plan:
     return plans[0]
 
 
+def resolve_stored(experiment: Experiment, source: Path, out: Path) -> Plan:
+    """The plan of an experiment as a run directory stored it (overrides already applied),
+    its relative paths read from the folder of the file it came from."""
+    return _resolve(experiment, source, Locator(source, {}), Overrides(out=out), ("task",))
+
+
 def _output(experiment: Experiment, file: Path, ov: Overrides) -> Path:
     if ov.out is not None:
         return ov.out

@@ -150,6 +150,7 @@ class Runner:
         backend_factory: BackendFactory = create_backend,
         progress: ProgressFn | None = None,
         invocation: int = 0,
+        concurrency: int | None = None,
     ) -> None:
         self.plan = plan
         self.store = store
@@ -158,7 +159,8 @@ class Runner:
         #: Whether anything is stored yet: a fresh run skips the per-tree look-up of stored calls.
         self._resuming = store.has_calls()
         self._trees: dict[str, Node] = {}
-        self.slots = _Slots(plan.experiment.concurrency)
+        # ``concurrency``: batch mode (scheduler/batch.py) admits every tree at once.
+        self.slots = _Slots(concurrency or plan.experiment.concurrency)
         #: Trees started and not finished.
         self._active = 0
         self.backends: dict[str, AnyBackend] = {}

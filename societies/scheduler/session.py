@@ -131,10 +131,16 @@ async def run_plan(
     backend_factory: BackendFactory = create_backend,
     progress: ProgressFn | None = None,
     argv: Sequence[str] | None = None,
+    concurrency: int | None = None,
 ) -> RunSummary:
     invocation = store.begin_invocation(__version__, list(argv if argv is not None else sys.argv))
     runner = Runner(
-        plan, store, backend_factory=backend_factory, progress=progress, invocation=invocation
+        plan,
+        store,
+        backend_factory=backend_factory,
+        progress=progress,
+        invocation=invocation,
+        concurrency=concurrency,
     )
     status = "failed"
     try:
