@@ -433,3 +433,42 @@ async def test_the_openai_backend_over_http_asks_and_serve_sim_rates_by_trait(
     assert a.questionnaire["value"].notna().mean() > 0.9
     d = a.trait_differences.set_index(["item", "timing"])["difference"]
     assert d[("confident", "pre")] > 1.5 and d[("persuadable", "post")] < -1.5
+
+
+async def test_batch_mode_asks_the_questionnaire_as_the_interactive_run_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batch mode (the OpenAI Batch API against serve-sim): the pre questionnaire leaves with
+    the first answers, the post one as a level of its own after the last round."""
+    from societies.backends.sim_server import Faults, SimServer
+    from societies.scheduler.batch_live import run_batched
+    from societies.scheduler.session import open_store, run_experiment
+    from tests.backend_helpers import answers, asked, write_experiment
+
+    monkeypatch.setenv("SOCIETIES_TEST_KEY", "sk-test")
+    exp = write_experiment(tmp_path, extra={"questionnaire": "standard"})
+
+    def overrides(out: Path, server: SimServer, **more: Any) -> Overrides:
+        options = {"base_url": server.base_url, "api_key_env": "SOCIETIES_TEST_KEY", **more}
+        return Overrides(out=out, model="openai:sim-model", model_options=options)
+
+    async with SimServer(Faults(batch_delay=0.02), experiments=[exp]) as server:
+        await run_experiment(load_plan(exp, overrides(tmp_path / "interactive", server)))
+        plan = load_plan(exp, overrides(tmp_path / "batch", server, batch=True, batch_poll=0.01))
+        store = open_store(plan)
+        try:
+            summary = await run_batched(plan, store)
+        finally:
+            store.close()
+        stats = dict(server.stats)
+    assert summary.made == 3 * 3 * (1 + 7 + 1 + 4) and summary.errors == 0
+    assert stats["batches"] == 5  # role-play; first answers + pre; round 1; round 2; post
+    assert answers(tmp_path / "batch") == answers(tmp_path / "interactive")
+    assert asked(tmp_path / "batch") == asked(tmp_path / "interactive")
+    keys = ["repeat", "case_id", "society", "agent", "node", "item"]
+    a, b = (
+        load_run(tmp_path / d).questionnaire.sort_values(keys, ignore_index=True)
+        for d in ("batch", "interactive")
+    )
+    assert a["value"].notna().sum() > 150  # of 180 ratings
+    assert a[[*keys, "value"]].equals(b[[*keys, "value"]])
