@@ -243,6 +243,10 @@ def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: Cost
             "stored; re-run to complete them"
         )
     print_collab_tables(out, plan, analysis)
+    if plan.questionnaire:
+        from societies.cli.questionnaire_table import print_questionnaire
+
+        print_questionnaire(out, analysis)
     saved = f", {summary.saved} not needed (stopping rule)" if summary.saved else ""
     out.print(
         f"{summary.made} calls made, {summary.reused} reused from the store{saved}, "

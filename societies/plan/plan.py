@@ -10,6 +10,7 @@ from societies.config.models import Experiment
 from societies.society.agents import Society
 from societies.society.patterns import Pattern
 from societies.society.prompts import PromptSet
+from societies.society.questionnaire import Item
 from societies.society.strategy import Strategy, realize
 from societies.tasks.base import Case, Task
 
@@ -46,6 +47,8 @@ class Plan:
     patterns: dict[str, Pattern]
     prompts: PromptSet
     rounds: int
+    #: The manipulation check's items (empty: no questionnaire).
+    questionnaire: tuple[Item, ...] = ()
 
     def strategies_for(self, society: Society, case: Case, repeat: int) -> list[Strategy]:
         """The strategies as run on one case: random-reflector strategies are drawn here."""
