@@ -56,7 +56,9 @@ def start(file: Path, out: Path) -> subprocess.Popen[str]:
 
 
 def query(out: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(out / "store.sqlite", timeout=10)
+    # Read-only: a poller must never create the file itself before the run does (the run
+    # would then find an empty foreign file and refuse it).
+    con = sqlite3.connect(f"{(out / 'store.sqlite').as_uri()}?mode=ro", uri=True, timeout=10)
     try:
         return list(con.execute(sql))
     finally:

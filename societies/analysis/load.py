@@ -582,6 +582,30 @@ class Analysis:
         return transitions.disagreement_collapse(self.votes)
 
     @cached_property
+    def questionnaire(self) -> pd.DataFrame:
+        """One row per questionnaire call x item (runs with ``questionnaire:``): the rating
+        read from the reply, NaN when missing with the reason in ``problem``."""
+        from societies.analysis import questionnaire
+
+        runs = {k: (_store_path(i.path), i.config) for k, i in self.runs.items()}
+        return questionnaire.read_responses(runs, self.agents)
+
+    @cached_property
+    def manipulation_check(self) -> pd.DataFrame:
+        """Per item, trait and timing (pre/post): mean rating with a bootstrap 95% CI."""
+        from societies.analysis import questionnaire
+
+        return questionnaire.by_trait(self.questionnaire)
+
+    @cached_property
+    def trait_differences(self) -> pd.DataFrame:
+        """Per item and timing: each pair of traits' difference of mean ratings, with a
+        bootstrap 95% CI and Welch's p."""
+        from societies.analysis import questionnaire
+
+        return questionnaire.trait_differences(self.questionnaire)
+
+    @cached_property
     def anova(self) -> pd.DataFrame:
         from societies.analysis import stats
 
@@ -630,6 +654,15 @@ class Analysis:
             "oracle_gap": self.oracle_gap,
             "disagreement_collapse": self.disagreement_collapse,
             **({"benchform": self.benchform} if len(self.benchform) else {}),
+            **self._questionnaire_tables(),
+        }
+
+    def _questionnaire_tables(self) -> dict[str, pd.DataFrame]:
+        if not len(self.questionnaire):
+            return {}
+        return {
+            "manipulation_check": self.manipulation_check,
+            "trait_differences": self.trait_differences,
         }
 
 

@@ -170,3 +170,33 @@ def anova_tables(by_repeat: pd.DataFrame, round_index: int | None = None) -> pd.
                 | one_way(samples)
             )
     return pd.DataFrame(rows)
+
+
+def bootstrap_diff_ci(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of mean(a) - mean(b) for two independent samples (each
+    resampled on its own, fixed seed); (nan, nan) when either is empty."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.size == 0 or y.size == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    mx = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
+    my = y[rng.integers(0, y.size, size=(resamples, y.size))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(mx - my, [tail, 100 - tail])
+    return (float(low), float(high))
+
+
+def welch_p(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
+    """Two-sided p of Welch's t test (unequal variances); nan below two values a side or with
+    no variance at all."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.size < 2 or y.size < 2 or (np.ptp(x) == 0 and np.ptp(y) == 0):
+        return float("nan")
+    return float(stats.ttest_ind(x, y, equal_var=False).pvalue)

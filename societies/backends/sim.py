@@ -87,6 +87,12 @@ class SimOptions(BaseModel):
     pause_half: float = Field(
         8.0, gt=0, description="The M at which a pause gives half of pause_gain."
     )
+    questionnaire_noise: float = Field(
+        1.0,
+        ge=0,
+        description="Standard deviation (scale points) of a questionnaire rating around the one "
+        "its trait implies: confidence from 1 - conformity, openness from conformity.",
+    )
     edit_distortion: float = Field(
         0.0,
         ge=0,
@@ -120,6 +126,8 @@ class SimBackend(SimulatedBackend[SimOptions]):
             text = "ok"
         elif truth.step == "judge":
             text = self._judge(truth)
+        elif truth.step == "questionnaire":
+            text = self._ratings(truth)
         else:
             text = self._answer(request, truth)
         return GenerateResult(
@@ -195,6 +203,25 @@ class SimBackend(SimulatedBackend[SimOptions]):
         counts = Counter(answers).most_common()
         top = [a for a, n in counts if n == counts[0][1]]
         return sim.sim_reply(case, rng.choice(sorted(top)), rng)
+
+    def _ratings(self, truth: GroundTruth) -> str:
+        """A questionnaire reply: each item rated where the agent's trait puts it (an agent
+        that rarely conforms is confident and hard to persuade), with Gaussian noise, in one
+        of the forms real models use; an item left unrated at ``unparsed_rate``."""
+        opts = self.options
+        rng = self._rng(truth, "|questionnaire")
+        conform = opts.conformity.get(truth.agent.trait.name, opts.default_conformity)
+        lines = []
+        for n, item in enumerate(truth.questionnaire, 1):
+            if rng.random() < opts.unparsed_rate:
+                lines.append(f"{n}: that depends on the question.")
+                continue
+            latent = {"confidence": 1 - conform, "openness": conform}.get(item.measures or "", 0.5)
+            mean = item.lo + latent * (item.hi - item.lo)
+            value = min(max(round(rng.gauss(mean, opts.questionnaire_noise)), item.lo), item.hi)
+            form = rng.choice(("{n}: {v}", "{n}. {v}/{hi}", "{n}. I'd say {v} out of {hi}."))
+            lines.append(form.format(n=n, v=value, hi=item.hi))
+        return "\n".join(lines)
 
     def _recall(self, truth: GroundTruth) -> float:
         """The reversal asymmetry: a fact asked backward is recalled (first, or on reflection)

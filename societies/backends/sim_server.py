@@ -115,8 +115,13 @@ class CaseIndex:
         self.sims: dict[str, SimBackend] = {}
         self._personas: dict[tuple[str, str], dict[str, Trait]] = {}
         self._found: dict[str, tuple[Case, Plan] | None] = {}
+        #: The questionnaire turns of the experiments (pre and post) and whose they are.
+        self.questionnaires: dict[str, Plan] = {}
         for experiment in experiments:
             for plan in load_plans(experiment):
+                for timing in ("pre", "post") if plan.questionnaire else ():
+                    turn = plan.prompts.questionnaire(plan.questionnaire, timing)
+                    self.questionnaires[turn] = plan
                 options: dict[str, Any] = {}
                 if plan.experiment.model.backend == "sim":
                     options = dict(plan.experiment.model.options, latency_ms=0)
@@ -162,6 +167,9 @@ class CaseIndex:
         digest = hashlib.blake2b(
             json.dumps(messages, sort_keys=True).encode(), digest_size=16
         ).hexdigest()
+        rates = self.questionnaires.get(messages[-1]["content"]) if messages else None
+        if rates is not None:
+            return await self._ratings(rates, messages, digest)
         found = self.case_of(messages) if self.needles else None
         if found is None:
             return _plain_reply(messages, digest)
@@ -180,6 +188,18 @@ class CaseIndex:
         sim = self.sims[plan.experiment.name]
         result = await sim.simulate(GenerateRequest(messages, "serve-sim", {}), truth)
         return result.text
+
+    async def _ratings(self, plan: Plan, messages: Sequence[ChatMessage], digest: str) -> str:
+        """A questionnaire turn: rated as the sim does, for the trait whose character phrase
+        the persona holds (the built-in persona templates quote it)."""
+        first = messages[0]["content"]
+        traits = (a.trait for s in plan.societies for a in s.agents)
+        trait = next((t for t in traits if t.character and t.character in first), None)
+        agent = Agent(0, "agent", trait or BUILTIN_TRAITS["easy-going"], None, ModelSpec())
+        truth = GroundTruth(digest, plan.task, plan.cases[0], agent, 0, "questionnaire", None, (),
+                            plan.experiment.seed, None, plan.questionnaire)  # fmt: skip
+        sim = self.sims[plan.experiment.name]
+        return (await sim.simulate(GenerateRequest(messages, "serve-sim", {}), truth)).text
 
 
 def _plain_reply(messages: Sequence[ChatMessage], digest: str) -> str:

@@ -28,6 +28,7 @@ from societies.backends.base import (
 
 if TYPE_CHECKING:
     from societies.society.agents import Agent
+    from societies.society.questionnaire import Item
     from societies.tasks.base import Case, Task
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
@@ -66,6 +67,8 @@ class GroundTruth:
     seed: int
     #: The answer this agent's private briefing supports, if it has one.
     briefed_answer: str | None = None
+    #: The items a questionnaire call asks (step ``questionnaire``).
+    questionnaire: tuple[Item, ...] = ()
 
 
 class SimulatedBackend(ModelBackend[OptionsT]):

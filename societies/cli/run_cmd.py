@@ -244,6 +244,10 @@ def _print_summary(plan: Plan, store: RunStore, summary: RunSummary, meter: Cost
         )
     print_collab_tables(out, plan, analysis)
     print_dynamics_table(out, analysis)
+    if plan.questionnaire:
+        from societies.cli.questionnaire_table import print_questionnaire
+
+        print_questionnaire(out, analysis)
     saved = f", {summary.saved} not needed (stopping rule)" if summary.saved else ""
     out.print(
         f"{summary.made} calls made, {summary.reused} reused from the store{saved}, "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from societies.config.collab import Confederates, Decision, Stop, Topology
 
@@ -254,6 +254,62 @@ class Price(Frozen):
     )
 
 
+class Scale(Frozen):
+    """A rating scale: whole numbers from ``min`` to ``max``."""
+
+    min: int
+    max: int
+    anchors: dict[int, str] = Field(
+        default_factory=dict,
+        description="Labels of scale points, e.g. {1: not at all, 7: completely}.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Scale:
+        if self.min >= self.max:
+            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        outside = [k for k in self.anchors if not self.min <= k <= self.max]
+        if outside:
+            raise ValueError(f"anchor {outside[0]} is outside the scale {self.min}-{self.max}")
+        return self
+
+
+class QuestionnaireItemSpec(Frozen):
+    """One rating item of the manipulation check."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    text: str = Field(min_length=1, description="The question, as the agent reads it.")
+    scale: Scale
+    measures: Literal["confidence", "openness"] | None = Field(
+        None,
+        description="What the item measures, read only by the simulated model (confidence: "
+        "high for a trait that rarely conforms; openness: high for one that often does).",
+    )
+
+
+def _some_items(items: list[QuestionnaireItemSpec]) -> list[QuestionnaireItemSpec]:
+    if not items:
+        raise ValueError("list at least one item, or use the built-in set: items: standard")
+    ids = [i.id for i in items]
+    twice = next((i for i in ids if ids.count(i) > 1), None)
+    if twice is not None:
+        raise ValueError(f"two items have the id '{twice}'")
+    return items
+
+
+class QuestionnaireSpec(Frozen):
+    """Rating items asked of every agent before round 0 and after its last round, on a branch
+    of its conversation that the debate never sees (the manipulation check)."""
+
+    items: (
+        Annotated[list[QuestionnaireItemSpec], AfterValidator(_some_items)] | Literal["standard"]
+    ) = Field(
+        "standard",
+        description="'standard' (built in: confidence and openness to persuasion, 1-7), or "
+        "a list of items, each with its scale.",
+    )
+
+
 class Experiment(Frozen):
     """One experiment: every society x strategy x case x repeat, on one task (or on each of
     several tasks, each into its own run directory)."""
@@ -295,6 +351,11 @@ class Experiment(Frozen):
     prices: dict[str, Price] = Field(
         default_factory=dict,
         description="Per model id (or id prefix), added to the built-in price table.",
+    )
+    questionnaire: Literal["standard"] | QuestionnaireSpec | None = Field(
+        None,
+        description="Manipulation check: rating items every agent answers before round 0 and "
+        "after its last round, apart from the debate ('standard': the built-in set).",
     )
 
     @model_validator(mode="after")

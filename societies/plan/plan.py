@@ -10,6 +10,7 @@ from societies.config.models import Experiment
 from societies.society.agents import Society
 from societies.society.patterns import Pattern
 from societies.society.prompts import PromptSet
+from societies.society.questionnaire import Item
 from societies.society.strategy import Strategy, realize
 from societies.tasks.base import Case, Task
 
@@ -49,6 +50,8 @@ class Plan:
     #: The societies that are ``baselines:`` (after the experiment's own): name → how k was
     #: chosen ("fixed", "estimate" or the stored run it was measured in).
     baselines: dict[str, str] = field(default_factory=dict)
+    #: The manipulation check's items (empty: no questionnaire).
+    questionnaire: tuple[Item, ...] = ()
 
     def strategies_for(self, society: Society, case: Case, repeat: int) -> list[Strategy]:
         """The strategies as run on one case: random-reflector strategies are drawn here."""

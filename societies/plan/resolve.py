@@ -46,6 +46,7 @@ from societies.society.agents import (
 )
 from societies.society.patterns import BUILTIN_PATTERNS, PAUSE_PARAM, Pattern, Pause
 from societies.society.prompts import PromptSet
+from societies.society.questionnaire import PRE_NODE, Item, resolve_items
 from societies.society.scripted import ScriptError, check_script
 from societies.society.strategy import (
     Strategy,
@@ -203,6 +204,7 @@ def _resolve(
             )
     except ConfigError as exc:
         raise loc.error(("prompts",), exc.message) from None
+    questionnaire = _questionnaire(experiment, patterns, prompts, loc)
 
     plan = Plan(
         experiment=experiment,
@@ -216,6 +218,7 @@ def _resolve(
         patterns=patterns,
         prompts=prompts,
         rounds=rounds,
+        questionnaire=questionnaire,
     )
 
     def model_for(override: ModelOverride | None, path: PathKey) -> ModelSpec:
@@ -225,6 +228,28 @@ def _resolve(
         return model
 
     return add_baselines(plan, traits, loc, model_for)
+
+
+def _questionnaire(
+    experiment: Experiment, patterns: dict[str, Pattern], prompts: PromptSet, loc: Locator
+) -> tuple[Item, ...]:
+    """The questionnaire's items, its prompt rendered once (a template that cannot render
+    fails now), and the node its pre-debate calls are keyed on kept apart from node codes."""
+    items = resolve_items(experiment.questionnaire)
+    if not items:
+        return items
+    taken = next((n for n, p in patterns.items() if p.code == PRE_NODE), None)
+    if taken is not None:
+        raise loc.error(
+            ("patterns", taken, "code"),
+            f"'{PRE_NODE}' is reserved for the questionnaire asked before round 0",
+        )
+    try:
+        for timing in ("pre", "post"):
+            prompts.questionnaire(items, timing)
+    except ConfigError as exc:
+        raise loc.error(("questionnaire",), exc.message) from None
+    return items
 
 
 def _data_file(

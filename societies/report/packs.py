@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from societies.analysis.load import Analysis
+from societies.analysis.questionnaire import trait_table
 
 
 @dataclass(frozen=True)
@@ -147,12 +148,43 @@ def reversal(analysis: Analysis) -> PackSection | None:
     )
 
 
+def manipulation_check(analysis: Analysis) -> PackSection | None:
+    checks = analysis.manipulation_check
+    if not len(checks):
+        return None
+    diffs = analysis.trait_differences
+    differences = pd.DataFrame(
+        {
+            "run": diffs["run"], "item": diffs["item"], "timing": diffs["timing"],
+            "trait": diffs["trait"], "vs": diffs["vs"],
+            "difference [95% CI]": [_ci(r.difference, r.ci_low, r.ci_high, signed=True)
+                                    for r in diffs.itertuples()],
+            "Welch p": [f"{p:.2g}" for p in diffs["p_welch"]],
+        }
+    )  # fmt: skip
+    return PackSection(
+        "pack-manipulation-check",
+        "Manipulation check: self-ratings by trait",
+        "Did the trait prompt take effect? Each agent rated itself (the questionnaire) before "
+        "round 0 and after its last round, on a branch of its conversation the debate never "
+        "saw. Mean rating by trait with a bootstrap 95% CI over agents x cases x repeats (after "
+        "the last round, an agent's ratings at the ends of its branches are averaged first); "
+        "missing counts ratings that could not be read. Differences: the mean of trait minus "
+        "the mean of vs, with a two-sample bootstrap 95% CI and Welch's p.",
+        {
+            "Self-ratings by trait, mean [95% CI]": trait_table(checks),
+            "Differences between traits": differences,
+        },
+    )
+
+
 #: The study sections in the order the report shows them. The pause pack's section
 #: (accuracy and tokens against the number of pause tokens M; issue 12, item 4) goes here.
 SECTIONS: tuple[Callable[[Analysis], PackSection | None], ...] = (
     edit_adoption,
     knowledge_conflict,
     reversal,
+    manipulation_check,
 )
 
 

@@ -167,6 +167,8 @@ def _transcripts(
                 key = _browser_key(rep, case_id, society)
                 for call in store.tree_transcript(rep, case_id, society):
                     k, msgs = call.key, call.added
+                    if k.step == "questionnaire":
+                        continue  # the manipulation check is a table, not a debate turn
                     prompt = prompt_text(msgs)
                     budget -= len(prompt) + len(call.reply or "")
                     if k.step == "persona":

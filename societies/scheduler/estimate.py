@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from societies.backends.base import estimate_prompt_tokens, estimate_tokens
 from societies.errors import SocietiesError
 from societies.plan.plan import Plan
+from societies.scheduler.questionnaire import QuestionnaireTurns
 from societies.scheduler.tree import Node, build_tree
 from societies.society.agents import Agent, Society
 from societies.tasks.base import Case
@@ -86,6 +87,8 @@ class _Texts:
         self.reply_tokens = reply_tokens
         self._turns: dict[tuple[str, str, int, int, int], int] = {}
         self._firsts: dict[tuple[str, str, str | None, str], tuple[int, int]] = {}
+        self._questionnaires: dict[tuple[str, str, str | None, str], tuple[int, int]] = {}
+        self._q_turns = QuestionnaireTurns(plan) if plan.questionnaire else None
 
     def reply(self, agent: Agent) -> int:
         max_tokens = agent.model.params.get("max_tokens") or agent.model.params.get(
@@ -116,6 +119,27 @@ class _Texts:
         return 0, estimate_prompt_tokens([{"role": "system", "content": persona}]) + (
             MESSAGE_TOKENS + question
         )
+
+    def questionnaire(self, agent: Agent, case: Case) -> tuple[int, int]:
+        """(prompt tokens of the pre-debate questionnaire call, tokens of the post turn): the
+        pre call continues the persona (its call and reply, or the system message)."""
+        key = (case.id, agent.trait.name, agent.role, agent.name)
+        found = self._questionnaires.get(key)
+        if found is None:
+            turns = self._q_turns
+            assert turns is not None
+            prompts, task = self.plan.prompts, self.plan.task
+            persona = prompts.persona(agent, task, case)
+            pre = estimate_tokens(turns.pre["content"])
+            if prompts.persona_call:
+                opening = estimate_prompt_tokens([{"role": "user", "content": persona}])
+                first = opening + 2 * MESSAGE_TOKENS + 1 + pre
+            else:
+                opening = estimate_prompt_tokens([{"role": "system", "content": persona}])
+                first = opening + MESSAGE_TOKENS + pre
+            found = (first, estimate_tokens(turns.post["content"]))
+            self._questionnaires[key] = found
+        return found
 
     def turn(self, case: Case, pattern: str, round_index: int, peers: int, reply: int) -> int:
         key = (case.id, pattern, round_index, peers, reply)
@@ -157,6 +181,13 @@ def _tree_tokens(
             first += kept  # the role-play turn's filler, read again by the first answer
             calls, prompt, completion = 2, first + persona + pause, reply + 1
         stack = [(child, first - pause + kept) for child in tree.children]
+        post = None
+        if plan.questionnaire:  # before round 0, and after the last round at each leaf
+            pre, post = texts.questionnaire(agent, case)
+            calls, prompt, completion = calls + 1, prompt + pre, completion + reply
+            if not tree.children:
+                calls, completion = calls + 1, completion + reply
+                prompt += first - pause + kept + 2 * MESSAGE_TOKENS + reply + post
         while stack:
             node, parent_prompt = stack.pop()
             assert node.plan is not None
@@ -171,6 +202,9 @@ def _tree_tokens(
             prompt += here
             completion += reply
             stack.extend((child, here - pause + kept) for child in node.children)
+            if post is not None and not node.children:
+                calls, completion = calls + 1, completion + reply
+                prompt += here - pause + kept + 2 * MESSAGE_TOKENS + reply + post
         out.append((calls, prompt, completion))
     return out
 

@@ -37,8 +37,10 @@ from societies.backends.simulated import GroundTruth, SimulatedBackend, ask
 from societies.config.models import ModelSpec
 from societies.errors import StoreError
 from societies.plan.plan import Plan
+from societies.scheduler.questionnaire import QuestionnaireTurns, leaves
 from societies.scheduler.tree import Node, build_tree, planned_calls
 from societies.society.agents import CONFEDERATE_BACKEND, Agent, Society
+from societies.society.questionnaire import PRE_NODE
 from societies.society.scripted import scripted_reply
 from societies.store.db import RunStore, now
 from societies.store.records import CallKey, CallRecord, Outcome, StoredCall
@@ -183,6 +185,7 @@ class Runner:
         self.fatal: BaseException | None = None
         #: A paid answer is buffered, not yet committed (see _call).
         self._paid_unflushed = False
+        self._questionnaire = QuestionnaireTurns(plan) if plan.questionnaire else None
 
     def _tree(self, society: Society, case: Case, repeat: int) -> Node:
         strategies = self.plan.strategies_for(society, case, repeat)
@@ -280,14 +283,24 @@ class Runner:
         question = prompts.question(task, case, variables)
         turns = (*briefing, question)
         added = (*added, *({"role": "user", "content": text} for text in turns))
-        return await self._call(t, "", agent, 0, "answer", None, parent, added, ())
+        first = self._call(t, "", agent, 0, "answer", None, parent, added, ())
+        if self._questionnaire is None:
+            return await first
+        # Before round 0: off the persona only (the role-play turn, or the system message).
+        before = (*added[: 0 if parent is not None else 1], self._questionnaire.pre)
+        pre = self._call(t, PRE_NODE, agent, 0, "questionnaire", None, parent, before, ())
+        state, _ = await asyncio.gather(first, pre)
+        return state
 
     async def _children(self, node: Node, states: Sequence[AgentState], t: _Tree) -> None:
-        """After a node's turns: the judge (when it judges here) and the child nodes, unless
-        a call failed or the stopping rule ends the branch. Confederates never count towards
-        agreement: only the model agents' answers do."""
+        """After a node's turns: the judge (when it judges here), the questionnaire (where a
+        branch ends) and the child nodes, unless a call failed or the stopping rule ends the
+        branch. Confederates never count towards agreement: only the model agents' answers do."""
         society = t.society
         n_model = len(society.model_agents)
+        if not node.children and any(s.outcome != "ok" for s in states):
+            await self._post_questionnaire(node, states, t)
+            return
         if any(s.outcome == "context_exceeded" for s in states):
             for child in node.children:
                 self._mark_exceeded(child, t)
@@ -311,6 +324,10 @@ class Runner:
             steps.append(self._judge(node, states, t))
         if stopped:
             self.summary.saved += sum(len(c.walk()) for c in node.children) * n_model
+            if self._questionnaire is not None:  # asked here once, not at each leaf below
+                self.summary.saved += (leaves(node) - 1) * n_model
+        if stopped or not node.children:
+            steps.append(self._post_questionnaire(node, states, t))
         else:
             steps.extend(self._run_node(c, states, t) for c in node.children)
         await asyncio.gather(*steps)
@@ -352,6 +369,20 @@ class Runner:
 
         states = await asyncio.gather(*(turn(a) for a in t.society.agents))
         await self._children(node, states, t)
+
+    async def _post_questionnaire(self, node: Node, states: Sequence[AgentState], t: _Tree) -> None:
+        """After the last round: each agent whose branch ends at ``node`` with an answer is
+        asked the questionnaire off its whole conversation (a leaf call: no one reads it)."""
+        if self._questionnaire is None:
+            return
+        turn = (self._questionnaire.post,)
+        await asyncio.gather(
+            *(
+                self._call(t, node.code, a, node.round, "questionnaire", None, s, turn, ())
+                for a, s in zip(t.society.agents, states, strict=True)
+                if s.outcome == "ok" and a.script is None
+            )
+        )
 
     def _mark_exceeded(self, node: Node, t: _Tree) -> None:
         """Descendants of an overflowing call are recorded as ``context_exceeded`` unasked,
@@ -423,6 +454,7 @@ class Runner:
                 key.text, self.plan.task, case, agent, round_index, step, pattern, peers,
                 self.plan.experiment.seed,
                 self.plan.prompts.briefing_answer(agent, self.plan.task, case),
+                self.plan.questionnaire if step == "questionnaire" else (),
             )  # fmt: skip
         limit = self.backend_limits.get(spec_key)
         async with self.slots:

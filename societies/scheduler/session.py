@@ -32,6 +32,8 @@ _EXTENDABLE = ("description", "concurrency", "output", "repeats", "prices")
 
 def identity(plan: Plan) -> dict[str, Any]:
     data = plan.experiment.model_dump(mode="json")
+    if data.get("questionnaire") is None:
+        data.pop("questionnaire", None)  # the identity of a run without one, as before it existed
     for name in _EXTENDABLE:
         data.pop(name, None)
     data["task"].pop("cases", None)

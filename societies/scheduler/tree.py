@@ -65,8 +65,9 @@ def calls_per_tree(
 
 
 def planned_calls(plan: Plan) -> int:
-    """Every call of a plan: the tree formula over repeats, cases and societies."""
-    return sum(
+    """Every call of a plan: the tree formula over repeats, cases and societies (and the
+    questionnaire's calls, ``scheduler/questionnaire.py``)."""
+    total = sum(
         calls_per_tree(
             len(s.model_agents),
             plan.strategies_for(s, case, repeat),
@@ -77,6 +78,18 @@ def planned_calls(plan: Plan) -> int:
         for case in plan.cases
         for s in plan.societies
     )
+    if plan.questionnaire:
+        from societies.scheduler.questionnaire import questionnaire_calls
+
+        total += sum(
+            questionnaire_calls(
+                plan, build_tree(plan.strategies_for(s, case, repeat)), len(s.model_agents)
+            )
+            for repeat in range(plan.experiment.repeats)
+            for case in plan.cases
+            for s in plan.societies
+        )
+    return total
 
 
 def calls_all_combinations(n_agents: int, n_rounds: int, persona_call: bool) -> int:

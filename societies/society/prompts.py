@@ -23,6 +23,7 @@ from societies.errors import ConfigError
 from societies.resources import resource_dir
 from societies.society.agents import Agent, Judge
 from societies.society.patterns import Pattern
+from societies.society.questionnaire import Item, Timing
 from societies.tasks.base import Case, Task
 
 BUILTIN_SETS = ("default", "machinesom")
@@ -285,6 +286,16 @@ class PromptSet:
             template = found
         variables = {**variables, "peers": peers, "round": round_index}
         return self._render(template, variables, timed=timed)
+
+    def questionnaire(self, items: Sequence[Item], timing: Timing) -> str:
+        """The manipulation check's user turn: ``questionnaire.j2`` of this set, or of the
+        default set when this one has none (the study's prompts had no questionnaire)."""
+        template = self._template("questionnaire.j2")
+        timed = self._timed
+        if template is None:
+            source = resource_dir("prompts") / "default" / "questionnaire.j2"
+            template, timed = self._inline(source.read_text(encoding="utf-8")), False
+        return self._render(template, {"items": items, "timing": timing}, timed=timed)
 
     @staticmethod
     def _render(template: jinja2.Template, variables: Mapping[str, Any], *, timed: bool) -> str:

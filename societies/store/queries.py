@@ -198,17 +198,33 @@ def planned_calls(con: sqlite3.Connection) -> int:
         f"SELECT COALESCE(SUM(a.n), 0) FROM (SELECT DISTINCT repeat, case_id, society, node "
         f"FROM strategy_nodes) d JOIN {sizes} a USING (society)"
     ).fetchone()[0]
+    # Those who are asked (role-play turn, questionnaire): not the judge, not a confederate.
+    asked = (
+        "(SELECT society, COUNT(*) AS n FROM agents WHERE agent >= 0 "
+        "AND backend != 'confederate' GROUP BY society)"
+    )
+    trees = (
+        f"SELECT COALESCE(SUM(a.n), 0) FROM (SELECT DISTINCT repeat, case_id, society "
+        f"FROM strategy_nodes) d JOIN {asked} a USING (society)"
+    )
     persona = 0
     if con.execute("SELECT 1 FROM calls WHERE step = 'persona' LIMIT 1").fetchone():
-        asked = (
-            "(SELECT society, COUNT(*) AS n FROM agents WHERE agent >= 0 "
-            "AND backend != 'confederate' GROUP BY society)"
-        )
-        persona = con.execute(
-            f"SELECT COALESCE(SUM(a.n), 0) FROM (SELECT DISTINCT repeat, case_id, society "
-            f"FROM strategy_nodes) d JOIN {asked} a USING (society)"
-        ).fetchone()[0]
-    return int(answers) + int(persona)
+        persona = con.execute(trees).fetchone()[0]
+    return int(answers) + int(persona) + _planned_questionnaire(con, asked, trees)
+
+
+def _planned_questionnaire(con: sqlite3.Connection, sizes: str, trees: str) -> int:
+    """A run with a questionnaire asks each agent once per tree before round 0 and once at
+    each strategy's last node (every strategy of a run has the same number of rounds)."""
+    run = con.execute("SELECT config_json FROM run").fetchone()
+    if run is None or json.loads(run[0]).get("questionnaire") is None:
+        return 0
+    leaves = con.execute(
+        "SELECT COALESCE(SUM(a.n), 0) FROM (SELECT DISTINCT repeat, case_id, society, node "
+        "FROM strategy_nodes WHERE round = (SELECT MAX(round) FROM strategy_nodes)) d "
+        f"JOIN {sizes} a USING (society)"
+    ).fetchone()[0]
+    return int(con.execute(trees).fetchone()[0]) + int(leaves)
 
 
 def run_facts(path: Path) -> RunFacts:
@@ -273,6 +289,19 @@ def answered_per_tree(con: sqlite3.Connection) -> dict[tuple[int, str, str], int
             "WHERE outcome NOT IN ('error', 'scripted') GROUP BY repeat, case_id, society"
         )
     }
+
+
+def questionnaire_replies(path: Path) -> list[tuple[int, str, str, str, int, str, str | None]]:
+    """The questionnaire calls of a run (repeat, case, society, node, agent, outcome, reply),
+    and no other call's reply: analysis parses these few rows, never every reply text."""
+    with connect(path) as con:
+        return [
+            (int(r), str(c), str(s), str(n), int(a), str(o), t)
+            for r, c, s, n, a, o, t in con.execute(
+                "SELECT repeat, case_id, society, node, agent, outcome, reply FROM calls "
+                "WHERE step = 'questionnaire' ORDER BY id"
+            )
+        ]
 
 
 def call_count(path: Path) -> int:
