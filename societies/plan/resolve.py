@@ -332,8 +332,10 @@ def _resolve_societies(
         twice = sorted({m for m in sweep if sweep.count(m) > 1}, key=str)
         if twice:
             raise loc.error((*base, "pause"), f"lists M = {twice[0]} twice")
+        # Checked before the names are made: a name is built from the agents' traits.
+        checked = {k: _agent_specs(spec, k, base, loc) for k, _, _ in spec.expansions()}
         for name, k, count, tokens in expanded_names(spec):
-            agent_specs = _agent_specs(spec, k, base, loc)
+            agent_specs = checked[k]
             agents_out: list[Agent] = []
             for a_index, a in enumerate(agent_specs):
                 a_path: PathKey = (*base, "agents", a_index)
